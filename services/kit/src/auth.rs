@@ -1,0 +1,329 @@
+//! Access tokens: EdDSA (Ed25519) JWTs signed by the user service alone and verified by every
+//! service with the public key, plus a Redis deny-list that makes logout and session revocation
+//! take effect on every service at once.
+//!
+//! Deny-list keys (shared by all services of a deployment, under the Redis key prefix):
+//! - `auth:deny:<jti>`: one access token, until it would have expired (logout);
+//! - `auth:session-revoked:<sid>`: every access token of one login session (reuse of a rotated
+//!   refresh token, password change), for one access-token lifetime.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::AuthSettings;
+use crate::cache::Redis;
+use crate::http::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Customer,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "customer" => Some(Self::Customer),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: Uuid,
+    pub role: Role,
+    /// The login session (refresh-token family) this token belongs to.
+    pub sid: Uuid,
+    /// This token's id, the deny-list key.
+    pub jti: Uuid,
+    pub iss: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("auth.public_key is not a base64url Ed25519 public key")]
+    PublicKey,
+    #[error("auth.signing_key is not a base64url PKCS#8 Ed25519 private key")]
+    SigningKey,
+    #[error("cannot generate a key pair")]
+    Generate,
+}
+
+/// A fresh Ed25519 key pair as `(signing_key, public_key)`, both base64url, in the form
+/// [`AuthSettings`] expects. Used by `kommerce up` and tests; production keys come from a Secret.
+pub fn generate_key_pair() -> Result<(String, String), KeyError> {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Generate)?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| KeyError::Generate)?;
+    Ok((
+        URL_SAFE_NO_PAD.encode(pkcs8.as_ref()),
+        URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+    ))
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+pub fn deny_key(redis: &Redis, jti: Uuid) -> String {
+    redis.key(&["auth", "deny", &jti.to_string()])
+}
+
+pub fn session_revoked_key(redis: &Redis, sid: Uuid) -> String {
+    redis.key(&["auth", "session-revoked", &sid.to_string()])
+}
+
+/// Signs access tokens. Only the user service builds one.
+pub struct TokenSigner {
+    key: EncodingKey,
+    issuer: String,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSigner")
+            .field("issuer", &self.issuer)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenSigner {
+    pub fn new(settings: &AuthSettings) -> Result<Self, KeyError> {
+        let der = URL_SAFE_NO_PAD
+            .decode(settings.signing_key.expose())
+            .map_err(|_| KeyError::SigningKey)?;
+        Ed25519KeyPair::from_pkcs8(&der).map_err(|_| KeyError::SigningKey)?;
+        Ok(Self {
+            key: EncodingKey::from_ed_der(&der),
+            issuer: settings.issuer.clone(),
+            ttl: Duration::from_secs(settings.access_ttl_secs),
+        })
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A new access token for `user` in login session `sid`.
+    pub fn sign(&self, user: Uuid, role: Role, sid: Uuid) -> Result<(String, Claims), ApiError> {
+        let iat = now_secs();
+        let claims = Claims {
+            sub: user,
+            role,
+            sid,
+            jti: Uuid::new_v4(),
+            iss: self.issuer.clone(),
+            iat,
+            exp: iat + self.ttl.as_secs(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)
+            .map_err(ApiError::internal)?;
+        Ok((token, claims))
+    }
+}
+
+/// Verifies access tokens: signature, issuer, expiry, then the deny-list.
+pub struct TokenVerifier {
+    key: DecodingKey,
+    validation: Validation,
+    redis: Redis,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier").finish_non_exhaustive()
+    }
+}
+
+impl TokenVerifier {
+    pub fn new(settings: &AuthSettings, redis: Redis) -> Result<Self, KeyError> {
+        let raw = URL_SAFE_NO_PAD
+            .decode(&settings.public_key)
+            .map_err(|_| KeyError::PublicKey)?;
+        if raw.len() != 32 {
+            return Err(KeyError::PublicKey);
+        }
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[settings.issuer.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        validation.leeway = 5;
+        Ok(Self {
+            key: DecodingKey::from_ed_der(&raw),
+            validation,
+            redis,
+        })
+    }
+
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
+    /// The claims of a valid, unrevoked token. A revocation check that cannot reach Redis
+    /// fails closed (503): a logged-out token must never work because Redis blinked.
+    pub async fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|_| ApiError::Unauthorized)?
+            .claims;
+        let keys = [
+            deny_key(&self.redis, claims.jti),
+            session_revoked_key(&self.redis, claims.sid),
+        ];
+        let revoked: u32 = redis::cmd("EXISTS")
+            .arg(&keys)
+            .query_async(&mut self.redis.conn())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "token revocation check failed");
+                ApiError::Unavailable {
+                    detail: "authentication is temporarily unavailable".into(),
+                    retry_after: 1,
+                }
+            })?;
+        if revoked > 0 {
+            return Err(ApiError::Unauthorized);
+        }
+        Ok(claims)
+    }
+}
+
+/// The caller, from a valid `Authorization: Bearer` access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthUser {
+    pub id: Uuid,
+    pub role: Role,
+    pub session_id: Uuid,
+    pub token_id: Uuid,
+    /// Unix seconds when the access token expires.
+    pub expires_at: u64,
+}
+
+impl AuthUser {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Seconds the access token has left to live (at least 1).
+    pub fn remaining_secs(&self) -> u64 {
+        self.expires_at.saturating_sub(now_secs()).max(1)
+    }
+}
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    Arc<TokenVerifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        let verifier = Arc::<TokenVerifier>::from_ref(state);
+        let claims = verifier.verify(token.trim()).await?;
+        Ok(Self {
+            id: claims.sub,
+            role: claims.role,
+            session_id: claims.sid,
+            token_id: claims.jti,
+            expires_at: claims.exp,
+        })
+    }
+}
+
+/// An authenticated admin; any other caller gets 403 (401 without a valid token).
+#[derive(Debug, Clone, Copy)]
+pub struct AdminUser(pub AuthUser);
+
+impl<S> FromRequestParts<S> for AdminUser
+where
+    Arc<TokenVerifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if user.is_admin() {
+            Ok(Self(user))
+        } else {
+            Err(ApiError::Forbidden("admin role required".into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> AuthSettings {
+        let (signing, public) = generate_key_pair().unwrap();
+        AuthSettings {
+            public_key: public,
+            signing_key: crate::Secret::new(signing),
+            ..AuthSettings::default()
+        }
+    }
+
+    #[test]
+    fn a_signed_token_decodes_with_the_public_key_only() {
+        let s = settings();
+        let signer = TokenSigner::new(&s).unwrap();
+        let (token, claims) = signer
+            .sign(Uuid::new_v4(), Role::Admin, Uuid::new_v4())
+            .unwrap();
+        let key = DecodingKey::from_ed_der(&URL_SAFE_NO_PAD.decode(&s.public_key).unwrap());
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.set_issuer(&["kommerce"]);
+        let decoded = jsonwebtoken::decode::<Claims>(&token, &key, &v)
+            .unwrap()
+            .claims;
+        assert_eq!(decoded.sub, claims.sub);
+        assert_eq!(decoded.role, Role::Admin);
+        assert_eq!(decoded.exp - decoded.iat, 15 * 60);
+
+        // Another deployment's key does not verify it.
+        let other = settings();
+        let other_key =
+            DecodingKey::from_ed_der(&URL_SAFE_NO_PAD.decode(&other.public_key).unwrap());
+        assert!(jsonwebtoken::decode::<Claims>(&token, &other_key, &v).is_err());
+    }
+
+    #[test]
+    fn malformed_keys_are_rejected_at_start_up() {
+        let mut s = settings();
+        s.signing_key = crate::Secret::new("not-a-key");
+        assert!(matches!(TokenSigner::new(&s), Err(KeyError::SigningKey)));
+    }
+}

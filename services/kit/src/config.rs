@@ -1,0 +1,198 @@
+//! Layered configuration: defaults ← file ← environment.
+//!
+//! - defaults: every settings struct is `#[serde(default)]`, so an empty file is valid;
+//! - file: TOML at `$KOMMERCE_CONFIG`, else `/etc/kommerce/config.toml` (where the operator
+//!   mounts the ConfigMap); a missing default file is fine, a missing explicit one is an error;
+//! - environment: `KOMMERCE_<SECTION>__<KEY>`, e.g. `KOMMERCE_HTTP__PORT=8081`,
+//!   `KOMMERCE_DATABASE__URL=postgres://...`.
+//!
+//! Secrets ([`Secret`]) deserialise like strings and never print.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::Secret;
+
+/// Where the operator mounts a service's ConfigMap.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/kommerce/config.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+}
+
+/// Loads `T` from the default file location (or `$KOMMERCE_CONFIG`) and the environment.
+pub fn load<T: for<'de> Deserialize<'de>>() -> Result<T, ConfigError> {
+    let explicit = std::env::var_os("KOMMERCE_CONFIG").map(PathBuf::from);
+    match explicit {
+        Some(path) if !path.exists() => Err(ConfigError::MissingFile(path)),
+        Some(path) => load_from(&path),
+        None => load_from(Path::new(DEFAULT_CONFIG_PATH)),
+    }
+}
+
+/// Loads `T` from `path` (skipped when absent) overlaid with `KOMMERCE_*` variables.
+pub fn load_from<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
+    Figment::new()
+        .merge(Toml::file(path))
+        // Only `SECTION__KEY` variables: `KOMMERCE_CONFIG` and tool variables are not settings.
+        .merge(
+            Env::prefixed("KOMMERCE_")
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        )
+        .extract()
+        .map_err(|e| ConfigError::Invalid(Box::new(e)))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    pub host: String,
+    pub port: u16,
+    /// Largest accepted request body; larger bodies get 413.
+    pub body_limit_bytes: usize,
+    /// Requests running longer than this get 408 and are dropped.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 8080,
+            body_limit_bytes: 64 * 1024,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+    /// Run the service's migrations at start-up (off when a Job runs them instead).
+    pub migrate: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("postgres://postgres@127.0.0.1:5432/postgres"),
+            max_connections: 10,
+            acquire_timeout_ms: 3_000,
+            migrate: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: Secret,
+    /// Namespace of every key this deployment writes; tests use a unique one each.
+    pub key_prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("redis://127.0.0.1:6379"),
+            key_prefix: "kommerce:".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Ed25519 public key (raw 32 bytes, base64url) every service verifies access tokens with.
+    pub public_key: String,
+    /// Ed25519 private key (PKCS#8 DER, base64url); only the user service has it.
+    pub signing_key: Secret,
+    pub issuer: String,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            public_key: String::new(),
+            signing_key: Secret::default(),
+            issuer: "kommerce".into(),
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 14 * 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `tracing` env-filter directives; `RUST_LOG` wins when set.
+    pub log_filter: String,
+    /// JSON lines (default) or human-readable text for local runs.
+    pub json: bool,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log_filter: "info,sqlx=warn,tower_http=info".into(),
+            json: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Settings {
+        http: HttpSettings,
+        database: DatabaseSettings,
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[http]\nport = 9000\nhost = \"127.0.0.1\"\n[database]\nurl = \"postgres://file\"\n",
+            )?;
+            jail.set_env("KOMMERCE_HTTP__PORT", "9001");
+            jail.set_env("KOMMERCE_STATE_DIR", "/not/a/setting");
+            let s: Settings = load_from(Path::new("c.toml")).expect("valid");
+            assert_eq!(s.http.port, 9001, "env wins over file");
+            assert_eq!(s.http.host, "127.0.0.1", "file wins over default");
+            assert_eq!(s.http.body_limit_bytes, 64 * 1024, "default kept");
+            assert_eq!(s.database.url.expose(), "postgres://file");
+            assert!(
+                !format!("{s:?}").contains("postgres://file"),
+                "secret printed"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[http]\nprot = 1\n")?;
+            let err = load_from::<Settings>(Path::new("c.toml")).expect_err("typo must fail");
+            assert!(err.to_string().contains("prot"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,47 @@
+//! PostgreSQL: one pool per service, the service's migrations at start-up.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::DatabaseSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to PostgreSQL")]
+    Connect(#[source] sqlx::Error),
+    #[error("migrations failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// Connects eagerly, so a wrong URL fails the start-up rather than the first request.
+pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        .connect(settings.url.expose())
+        .await
+        .map_err(DbError::Connect)
+}
+
+/// Connects and, when configured, runs the service's migrations.
+pub async fn connect_and_migrate(
+    settings: &DatabaseSettings,
+    migrator: &Migrator,
+) -> Result<PgPool, DbError> {
+    let pool = connect(settings).await?;
+    if settings.migrate {
+        migrator.run(&pool).await.map_err(DbError::Migrate)?;
+    }
+    Ok(pool)
+}
+
+/// Whether a database error is the violation of the named constraint (unique index, check,
+/// foreign key). Handlers map such violations to 409/422 by name (launchbadge `on_constraint`).
+pub fn is_constraint(err: &sqlx::Error, name: &str) -> bool {
+    err.as_database_error()
+        .and_then(sqlx::error::DatabaseError::constraint)
+        .is_some_and(|c| c == name)
+}

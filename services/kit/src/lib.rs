@@ -1,0 +1,24 @@
+//! `kommerce-kit`: what every Kommerce service shares, so that no service repeats it.
+//!
+//! A service is built from the same parts six times:
+//! [`config`] (defaults ← file ← environment), [`telemetry`] (JSON logs, spans), [`http`]
+//! (problem+json errors, the JSON extractor, layers, health and metrics endpoints), [`db`]
+//! (pool + migrations), [`cache`] (Redis), [`auth`] (JWT verification and the deny-list),
+//! [`server`] (bind, serve, graceful shutdown). [`messaging`] is the place of the outbox and
+//! the consumers.
+
+pub mod auth;
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod messaging;
+pub mod secret;
+pub mod server;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod validate;
+
+pub use config::{AuthSettings, DatabaseSettings, HttpSettings, RedisSettings, TelemetrySettings};
+pub use secret::Secret;

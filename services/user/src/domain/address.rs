@@ -1,0 +1,239 @@
+use kommerce_kit::http::ApiError;
+use kommerce_kit::validate::{Fields, optional_text, text};
+use serde::{Deserialize, Deserializer};
+
+use super::Phone;
+
+/// A user may keep at most this many addresses.
+pub const MAX_ADDRESSES: i64 = 20;
+
+fn postal_code(input: &str) -> Result<String, String> {
+    let t = text(input, 2, 12)?.to_uppercase();
+    if t.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
+    {
+        Ok(t)
+    } else {
+        Err("must contain only letters, digits, spaces and dashes".into())
+    }
+}
+
+/// An ISO 3166-1 alpha-2 code, upper-cased.
+fn country(input: &str) -> Result<String, String> {
+    let t = input.trim().to_ascii_uppercase();
+    if t.len() == 2 && t.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(t)
+    } else {
+        Err("must be a two-letter ISO 3166-1 country code".into())
+    }
+}
+
+fn line(input: &str) -> Result<String, String> {
+    text(input, 1, 200)
+}
+
+fn short(input: &str) -> Result<String, String> {
+    text(input, 1, 100)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressBody {
+    pub label: Option<String>,
+    pub recipient: String,
+    pub phone: String,
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    pub region: Option<String>,
+    pub postal_code: String,
+    pub country: String,
+    /// Make this the default address (the first address always is).
+    #[serde(default)]
+    pub default: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAddress {
+    pub label: Option<String>,
+    pub recipient: String,
+    pub phone: Phone,
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    pub region: Option<String>,
+    pub postal_code: String,
+    pub country: String,
+    pub default: bool,
+}
+
+impl TryFrom<AddressBody> for NewAddress {
+    type Error = ApiError;
+
+    fn try_from(b: AddressBody) -> Result<Self, ApiError> {
+        let mut f = Fields::new();
+        let label = f.check("label", optional_text(b.label.as_deref(), 50));
+        let recipient = f.check("recipient", short(&b.recipient));
+        let phone = f.check("phone", Phone::parse(&b.phone));
+        let line1 = f.check("line1", line(&b.line1));
+        let line2 = f.check("line2", optional_text(b.line2.as_deref(), 200));
+        let city = f.check("city", short(&b.city));
+        let region = f.check("region", optional_text(b.region.as_deref(), 100));
+        let postal = f.check("postal_code", postal_code(&b.postal_code));
+        let country = f.check("country", country(&b.country));
+        f.finish()?;
+        let missing = || ApiError::internal("validation passed without values");
+        Ok(Self {
+            label: label.ok_or_else(missing)?,
+            recipient: recipient.ok_or_else(missing)?,
+            phone: phone.ok_or_else(missing)?,
+            line1: line1.ok_or_else(missing)?,
+            line2: line2.ok_or_else(missing)?,
+            city: city.ok_or_else(missing)?,
+            region: region.ok_or_else(missing)?,
+            postal_code: postal.ok_or_else(missing)?,
+            country: country.ok_or_else(missing)?,
+            default: b.default,
+        })
+    }
+}
+
+/// Absent → `None` (keep); `null` → `Some(None)` (clear); a value → `Some(Some(v))`.
+fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressPatchBody {
+    #[serde(default, deserialize_with = "nullable")]
+    pub label: Option<Option<String>>,
+    pub recipient: Option<String>,
+    pub phone: Option<String>,
+    pub line1: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub line2: Option<Option<String>>,
+    pub city: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub region: Option<Option<String>>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+}
+
+/// A partial address change; `Some(None)` on an optional line clears it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AddressPatch {
+    pub label: Option<Option<String>>,
+    pub recipient: Option<String>,
+    pub phone: Option<Phone>,
+    pub line1: Option<String>,
+    pub line2: Option<Option<String>>,
+    pub city: Option<String>,
+    pub region: Option<Option<String>>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+}
+
+impl TryFrom<AddressPatchBody> for AddressPatch {
+    type Error = ApiError;
+
+    fn try_from(b: AddressPatchBody) -> Result<Self, ApiError> {
+        let mut f = Fields::new();
+        let empty = b.label.is_none()
+            && b.recipient.is_none()
+            && b.phone.is_none()
+            && b.line1.is_none()
+            && b.line2.is_none()
+            && b.city.is_none()
+            && b.region.is_none()
+            && b.postal_code.is_none()
+            && b.country.is_none();
+        if empty {
+            f.add("body", "nothing to change");
+        }
+        let clearable = |v: Option<String>, max| optional_text(v.as_deref(), max);
+        let patch = Self {
+            label: f
+                .check_opt("label", b.label, |v| clearable(v, 50))
+                .flatten(),
+            recipient: f
+                .check_opt("recipient", b.recipient.as_deref(), short)
+                .flatten(),
+            phone: f
+                .check_opt("phone", b.phone.as_deref(), Phone::parse)
+                .flatten(),
+            line1: f.check_opt("line1", b.line1.as_deref(), line).flatten(),
+            line2: f
+                .check_opt("line2", b.line2, |v| clearable(v, 200))
+                .flatten(),
+            city: f.check_opt("city", b.city.as_deref(), short).flatten(),
+            region: f
+                .check_opt("region", b.region, |v| clearable(v, 100))
+                .flatten(),
+            postal_code: f
+                .check_opt("postal_code", b.postal_code.as_deref(), postal_code)
+                .flatten(),
+            country: f
+                .check_opt("country", b.country.as_deref(), country)
+                .flatten(),
+        };
+        f.finish()?;
+        Ok(patch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body() -> AddressBody {
+        AddressBody {
+            label: Some("Home".into()),
+            recipient: "Ada Lovelace".into(),
+            phone: "+44 20 7946 0000".into(),
+            line1: "12 St James's Square".into(),
+            line2: Some("  ".into()),
+            city: "London".into(),
+            region: None,
+            postal_code: "sw1y 4jh".into(),
+            country: "gb".into(),
+            default: false,
+        }
+    }
+
+    #[test]
+    fn a_valid_address_is_normalised() {
+        let a = NewAddress::try_from(body()).unwrap();
+        assert_eq!(a.country, "GB");
+        assert_eq!(a.postal_code, "SW1Y 4JH");
+        assert_eq!(a.line2, None, "blank optional line is absent");
+        assert_eq!(a.phone.as_str(), "+442079460000");
+    }
+
+    #[test]
+    fn bad_fields_are_all_named() {
+        let b = AddressBody {
+            country: "GBR".into(),
+            postal_code: "#".into(),
+            line1: String::new(),
+            ..body()
+        };
+        let Err(ApiError::Validation(e)) = NewAddress::try_from(b) else {
+            panic!("expected 422");
+        };
+        let fields: Vec<_> = e.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["line1", "postal_code", "country"]);
+    }
+
+    #[test]
+    fn patch_distinguishes_absent_null_and_value() {
+        let p: AddressPatchBody =
+            serde_json::from_str(r#"{"line2": null, "city": "Paris"}"#).unwrap();
+        let p = AddressPatch::try_from(p).unwrap();
+        assert_eq!(p.line2, Some(None), "null clears");
+        assert_eq!(p.label, None, "absent keeps");
+        assert_eq!(p.city.as_deref(), Some("Paris"));
+        let empty: AddressPatchBody = serde_json::from_str("{}").unwrap();
+        assert!(AddressPatch::try_from(empty).is_err(), "empty patch is 422");
+    }
+}

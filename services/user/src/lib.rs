@@ -1,0 +1,150 @@
+//! The Kommerce user service: signup, login with rotating refresh tokens, logout that takes
+//! effect on every service, profile, and shipping addresses with exactly one default.
+
+pub mod config;
+pub mod domain;
+mod passwords;
+mod routes;
+mod sessions;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use kommerce_kit::auth::{KeyError, TokenSigner, TokenVerifier};
+use kommerce_kit::cache::Redis;
+use kommerce_kit::db::DbError;
+use kommerce_kit::http::{ApiError, Readiness, service_router};
+use kommerce_kit::server::Server;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+pub use config::Settings;
+use domain::{NewUser, SignupBody};
+use sessions::Sessions;
+
+/// This service's migrations (`services/user/migrations`).
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub redis: Redis,
+    verifier: Arc<TokenVerifier>,
+    signer: Arc<TokenSigner>,
+    sessions: Sessions,
+}
+
+impl FromRef<AppState> for Arc<TokenVerifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot connect to Redis")]
+    Redis(#[source] redis::RedisError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("cannot bootstrap the admin account: {0}")]
+    Admin(ApiError),
+    #[error("cannot bind the HTTP port")]
+    Bind(#[source] std::io::Error),
+}
+
+/// The API routes (without the kit's health, metrics and layers).
+pub fn router(state: AppState) -> Router {
+    routes::router().with_state(state)
+}
+
+/// A built, bound user service.
+#[derive(Debug)]
+pub struct App {
+    server: Server,
+    port: u16,
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let db = kommerce_kit::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
+        let redis = Redis::connect(&settings.redis)
+            .await
+            .map_err(StartError::Redis)?;
+        let verifier = Arc::new(TokenVerifier::new(&settings.auth, redis.clone())?);
+        let signer = Arc::new(TokenSigner::new(&settings.auth)?);
+        let sessions = Sessions::new(
+            redis.clone(),
+            Duration::from_secs(settings.auth.refresh_ttl_secs),
+            Duration::from_secs(settings.auth.access_ttl_secs),
+        );
+        if let (Some(email), Some(password)) = (
+            &settings.user.bootstrap_admin_email,
+            &settings.user.bootstrap_admin_password,
+        ) {
+            let created = create_admin(
+                &db,
+                email,
+                password.expose(),
+                &settings.user.bootstrap_admin_name,
+                &settings.user.bootstrap_admin_phone,
+            )
+            .await
+            .map_err(StartError::Admin)?;
+            tracing::info!(created, "admin account ensured");
+        }
+        let state = AppState {
+            db: db.clone(),
+            redis: redis.clone(),
+            verifier,
+            signer,
+            sessions,
+        };
+        let app = service_router(router(state), Readiness { db, redis }, &settings.http);
+        let server = Server::bind(&settings.http, app)
+            .await
+            .map_err(StartError::Bind)?;
+        let port = server.local_addr().map_err(StartError::Bind)?.port();
+        Ok(Self { server, port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.run_until_stopped().await
+    }
+
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        self.server.run_until(stop).await
+    }
+}
+
+/// Creates an admin account, or promotes an existing account with that e-mail (keeping its
+/// password). Returns whether an account was created. Used at start-up and by
+/// `kommerce user create-admin`.
+pub async fn create_admin(
+    db: &PgPool,
+    email: &str,
+    password: &str,
+    name: &str,
+    phone: &str,
+) -> Result<bool, ApiError> {
+    let new = NewUser::try_from(SignupBody {
+        email: email.to_owned(),
+        password: password.to_owned(),
+        name: name.to_owned(),
+        phone: phone.to_owned(),
+    })?;
+    let hash = passwords::hash(&new.password).await?;
+    store::ensure_admin(db, &new, &hash).await
+}
