@@ -1,1 +1,129 @@
-fn main() {}
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kommerce::supervisor::{UpOptions, migrate, up};
+
+/// Kommerce: run the platform locally and manage it.
+#[derive(Debug, Parser)]
+#[command(name = "kommerce", version)]
+struct Cli {
+    /// A PostgreSQL URL allowed to create databases; each service gets `kommerce_<service>`.
+    #[arg(
+        long,
+        global = true,
+        env = "KOMMERCE_PG_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Every service plus a local router that routes /api/v1/* like the Ingress. Ctrl-C stops all.
+    Up {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The router's port; services listen on the following ports.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        #[arg(
+            long,
+            env = "KOMMERCE_REDIS_URL",
+            default_value = "redis://127.0.0.1:6379"
+        )]
+        redis_url: String,
+        /// Bootstrap this admin account (its password from KOMMERCE_ADMIN_PASSWORD).
+        #[arg(long, env = "KOMMERCE_ADMIN_EMAIL")]
+        admin_email: Option<String>,
+    },
+    /// Create each service's database if missing and apply its migrations.
+    Migrate,
+    /// Manage user accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an admin account, or promote an existing one. The password is read from
+    /// KOMMERCE_ADMIN_PASSWORD, else from the first line of standard input.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+        #[arg(long, default_value = "+10000000000")]
+        phone: String,
+    },
+}
+
+fn admin_password() -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("KOMMERCE_ADMIN_PASSWORD") {
+        return Ok(p);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Up {
+            host,
+            port,
+            redis_url,
+            admin_email,
+        } => {
+            let exe = std::env::current_exe()?;
+            let bin_dir = exe
+                .parent()
+                .map(PathBuf::from)
+                .context("no directory for the binaries")?;
+            let state_dir = std::env::var_os("KOMMERCE_STATE_DIR")
+                .map_or_else(|| std::env::temp_dir().join("kommerce"), PathBuf::from);
+            let admin = match admin_email {
+                Some(email) => Some((email, admin_password()?)),
+                None => None,
+            };
+            up(UpOptions {
+                host,
+                port,
+                database_url: cli.database_url,
+                redis_url,
+                state_dir,
+                bin_dir,
+                admin,
+            })
+            .await
+        }
+        Command::Migrate => migrate(&cli.database_url).await,
+        Command::User {
+            command: UserCommand::CreateAdmin { email, name, phone },
+        } => {
+            migrate(&cli.database_url).await?;
+            let url = kommerce_kit::db::with_database_name(&cli.database_url, "kommerce_user");
+            let db = sqlx::PgPool::connect(&url).await?;
+            let created =
+                kommerce_user::create_admin(&db, &email, &admin_password()?, &name, &phone)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{email}: {}",
+                if created {
+                    "admin created"
+                } else {
+                    "promoted to admin"
+                }
+            );
+            Ok(())
+        }
+    }
+}

@@ -154,6 +154,7 @@ impl Default for TelemetrySettings {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature is not ours
 mod tests {
     use super::*;
 

@@ -45,3 +45,31 @@ pub fn is_constraint(err: &sqlx::Error, name: &str) -> bool {
         .and_then(sqlx::error::DatabaseError::constraint)
         .is_some_and(|c| c == name)
 }
+
+/// The same server URL with another database: `postgres://h/db?x` → `postgres://h/<name>?x`.
+pub fn with_database_name(url: &str, name: &str) -> String {
+    let (head, query) = url.split_once('?').unwrap_or((url, ""));
+    let base = head.rsplit_once('/').map_or(head, |(base, _)| base);
+    if query.is_empty() {
+        format!("{base}/{name}")
+    } else {
+        format!("{base}/{name}?{query}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database_name;
+
+    #[test]
+    fn replaces_the_database_name() {
+        assert_eq!(
+            with_database_name("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database_name("postgres://u@h/db?sslmode=disable", "t2"),
+            "postgres://u@h/t2?sslmode=disable"
+        );
+    }
+}

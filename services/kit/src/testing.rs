@@ -6,6 +6,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::db::with_database_name;
 use crate::{AuthSettings, DatabaseSettings, RedisSettings, Secret};
 
 /// The server tests create their databases on (`KOMMERCE_TEST_DATABASE_URL`).
@@ -17,16 +18,6 @@ pub fn admin_database_url() -> String {
 /// The Redis tests use (`KOMMERCE_TEST_REDIS_URL`).
 pub fn redis_url() -> String {
     std::env::var("KOMMERCE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (head, query) = url.split_once('?').unwrap_or((url, ""));
-    let base = head.rsplit_once('/').map_or(head, |(base, _)| base);
-    if query.is_empty() {
-        format!("{base}/{name}")
-    } else {
-        format!("{base}/{name}?{query}")
-    }
 }
 
 /// A throwaway database with the service's migrations applied, dropped on `Drop`.
@@ -48,7 +39,7 @@ impl TestDatabase {
             .await
             .expect("create test database");
         conn.close().await.ok();
-        let url = with_database(&admin, &name);
+        let url = with_database_name(&admin, &name);
         let pool = PgPool::connect(&url)
             .await
             .expect("connect to test database");
@@ -144,22 +135,5 @@ pub fn auth_settings() -> AuthSettings {
         public_key,
         signing_key: Secret::new(signing_key),
         ..AuthSettings::default()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn replaces_the_database_name() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
-            "postgres://postgres@127.0.0.1:5432/t1"
-        );
-        assert_eq!(
-            with_database("postgres://u@h/db?sslmode=disable", "t2"),
-            "postgres://u@h/t2?sslmode=disable"
-        );
     }
 }

@@ -68,7 +68,7 @@ impl Address {
             self.recipient = v;
         }
         if let Some(v) = patch.phone {
-            self.phone = v.as_str().to_owned();
+            v.as_str().clone_into(&mut self.phone);
         }
         if let Some(v) = patch.line1 {
             self.line1 = v;

@@ -2,8 +2,8 @@
 //! port 0 with its own database and Redis key prefix.
 
 use futures::future::join_all;
+use kommerce_kit::HttpSettings;
 use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings};
-use kommerce_kit::{AuthSettings, HttpSettings};
 use kommerce_user::{App, MIGRATOR, Settings};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
@@ -13,8 +13,7 @@ struct TestApp {
     base: String,
     http: Client,
     db: TestDatabase,
-    _redis: RedisNamespace,
-    auth: AuthSettings,
+    redis: RedisNamespace,
 }
 
 struct Session {
@@ -33,7 +32,6 @@ impl TestApp {
     async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Self {
         let db = TestDatabase::create(&MIGRATOR).await;
         let redis = RedisNamespace::new();
-        let auth = auth_settings();
         let mut settings = Settings {
             http: HttpSettings {
                 host: "127.0.0.1".into(),
@@ -42,7 +40,7 @@ impl TestApp {
             },
             database: db.settings(),
             redis: redis.settings(),
-            auth: auth.clone(),
+            auth: auth_settings(),
             ..Settings::default()
         };
         tweak(&mut settings);
@@ -53,8 +51,7 @@ impl TestApp {
             base,
             http: Client::new(),
             db,
-            _redis: redis,
-            auth,
+            redis,
         }
     }
 
@@ -125,7 +122,7 @@ impl TestApp {
     async fn login(&self, email: &str) -> Session {
         let r = self.login_as(email, PASSWORD).await;
         assert_eq!(r.status(), StatusCode::OK);
-        session(r.json().await.expect("json"))
+        session(&r.json().await.expect("json"))
     }
 
     async fn user(&self, email: &str) -> Session {
@@ -154,7 +151,7 @@ impl TestApp {
     }
 }
 
-fn session(v: Value) -> Session {
+fn session(v: &Value) -> Session {
     Session {
         access: v["access_token"].as_str().expect("access").to_owned(),
         refresh: v["refresh_token"].as_str().expect("refresh").to_owned(),
@@ -323,7 +320,7 @@ async fn login_gives_tokens_that_open_the_profile() {
     assert_eq!(v["token_type"], "Bearer");
     assert_eq!(v["expires_in"], 900);
     assert_eq!(v["refresh_expires_in"], 14 * 24 * 3600);
-    let s = session(v);
+    let s = session(&v);
     let me: Value = app
         .get("/api/v1/users/me", Some(&s.access))
         .await
@@ -364,7 +361,7 @@ async fn login_gives_tokens_that_open_the_profile() {
         .get_connection()
         .unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", app._redis.prefix))
+        .arg(format!("{}*", app.redis.prefix))
         .query(&mut redis)
         .unwrap();
     assert!(keys.iter().all(|k| !k.contains(&s.refresh)), "{keys:?}");
@@ -372,7 +369,6 @@ async fn login_gives_tokens_that_open_the_profile() {
         keys.iter().any(|k| k.contains(":user:refresh:")),
         "{keys:?}"
     );
-    let _ = &app.auth;
 }
 
 #[tokio::test]
@@ -387,7 +383,7 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let second = session(r.json().await.unwrap());
+    let second = session(&r.json().await.unwrap());
     assert_ne!(second.refresh, first.refresh);
     assert_eq!(
         app.get("/api/v1/users/me", Some(&second.access))

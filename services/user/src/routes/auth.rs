@@ -31,7 +31,7 @@ pub struct Tokens {
     user: store::User,
 }
 
-async fn tokens(
+fn tokens(
     s: &AppState,
     user: store::User,
     sid: uuid::Uuid,
@@ -68,7 +68,7 @@ pub async fn login(
     .ok_or(ApiError::Unauthorized)?;
     let (sid, refresh) = s.sessions.start(user.id).await?;
     tracing::info!(user = %user.id, %sid, "logged in");
-    Ok(Json(tokens(&s, user, sid, refresh).await?))
+    Ok(Json(tokens(&s, user, sid, refresh)?))
 }
 
 /// `POST /api/v1/auth/refresh`: one refresh token buys a new access token and the next refresh
@@ -83,9 +83,7 @@ pub async fn refresh(
         s.sessions.revoke(rotated.user, rotated.sid).await?;
         return Err(ApiError::Unauthorized);
     };
-    Ok(Json(
-        tokens(&s, user, rotated.sid, rotated.refresh_token).await?,
-    ))
+    Ok(Json(tokens(&s, user, rotated.sid, rotated.refresh_token)?))
 }
 
 /// `POST /api/v1/auth/logout`: ends the caller's session (its refresh tokens) and refuses the

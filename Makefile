@@ -1,0 +1,44 @@
+# Kommerce — the README's commands. Every target that needs a server first runs scripts/deps.sh,
+# which reuses, starts or installs PostgreSQL, Redis and the Kafka-protocol broker (tansu).
+
+CARGO      ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+BIN        := $(TARGET_DIR)/debug
+NEXTEST    := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: help deps build migrate up test test-rust lint fmt
+
+help:
+	@echo "make up     run every service + the local router on 127.0.0.1:8080 (Ctrl-C stops)"
+	@echo "make test   start the real dependencies, then run every test"
+	@echo "make lint   rustfmt check and clippy with warnings denied"
+
+deps:
+	@bash scripts/deps.sh
+
+build:
+	$(CARGO) build --locked -p kommerce -p kommerce-user
+
+migrate: deps build
+	$(BIN)/kommerce migrate
+
+up: deps build
+	$(BIN)/kommerce migrate
+	$(BIN)/kommerce up
+
+test: deps test-rust
+
+test-rust:
+ifeq ($(NEXTEST),yes)
+	$(CARGO) nextest run --locked --workspace --all-features --no-fail-fast
+	$(CARGO) test --locked --workspace --all-features --doc
+else
+	$(CARGO) test --locked --workspace --all-features --no-fail-fast
+endif
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets --all-features -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all

@@ -1,0 +1,79 @@
+//! Which service owns which URL prefix — the one table the local router uses, and that the
+//! Ingress rules mirror (docs/adr/0001-workspace-layout.md, ARCHITECTURE "HTTP conventions").
+
+/// A service `kommerce up` runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSpec {
+    /// Short name: log tag, database suffix (`kommerce_<name>`).
+    pub name: &'static str,
+    /// The binary, built into the same target directory as `kommerce`.
+    pub binary: &'static str,
+    /// Public `/api/v1` prefixes it owns. `/internal/...` is never routed.
+    pub prefixes: &'static [&'static str],
+    /// Its port is the base port plus this offset.
+    pub port_offset: u16,
+    /// Whether it signs access tokens (gets the private key).
+    pub signs_tokens: bool,
+    /// Its migrations, run by `kommerce migrate` and `kommerce up`.
+    pub migrator: &'static sqlx::migrate::Migrator,
+}
+
+/// The services that exist so far. Each later service adds its line here.
+pub const SERVICES: &[ServiceSpec] = &[ServiceSpec {
+    name: "user",
+    binary: "kommerce-user",
+    prefixes: &["/api/v1/users", "/api/v1/auth"],
+    port_offset: 1,
+    signs_tokens: true,
+    migrator: &kommerce_user::MIGRATOR,
+}];
+
+/// Whether `path` is `prefix` itself or below it (`/api/v1/users/me`, not `/api/v1/usersx`).
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The service that owns `path`, as the Ingress would route it.
+pub fn route<'a>(services: &'a [ServiceSpec], path: &str) -> Option<&'a ServiceSpec> {
+    services
+        .iter()
+        .find(|s| s.prefixes.iter().any(|p| under(path, p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_by_prefix_like_the_ingress() {
+        let name = |p: &str| route(SERVICES, p).map(|s| s.name);
+        assert_eq!(name("/api/v1/users"), Some("user"));
+        assert_eq!(name("/api/v1/users/me/addresses/1/default"), Some("user"));
+        assert_eq!(name("/api/v1/auth/login"), Some("user"));
+        assert_eq!(name("/api/v1/usersx"), None);
+        assert_eq!(
+            name("/internal/v1/users/1/addresses/2"),
+            None,
+            "internal is never routed"
+        );
+        assert_eq!(name("/healthz"), None);
+    }
+
+    #[test]
+    fn prefixes_and_ports_are_unique() {
+        let mut prefixes: Vec<_> = SERVICES.iter().flat_map(|s| s.prefixes.iter()).collect();
+        let n = prefixes.len();
+        prefixes.sort();
+        prefixes.dedup();
+        assert_eq!(prefixes.len(), n);
+        let mut ports: Vec<_> = SERVICES.iter().map(|s| s.port_offset).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), SERVICES.len());
+        assert!(
+            SERVICES.iter().all(|s| s.port_offset > 0),
+            "offset 0 is the router's port"
+        );
+    }
+}
