@@ -22,8 +22,8 @@ build:
 migrate: deps build
 	$(BIN)/kommerce migrate
 
+# kommerce up creates the databases and applies the migrations before it starts the services.
 up: deps build
-	$(BIN)/kommerce migrate
 	$(BIN)/kommerce up
 
 test: deps test-rust

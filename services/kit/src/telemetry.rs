@@ -1,5 +1,7 @@
 //! Logs: JSON lines (or text for local runs) filtered by `RUST_LOG` or the configured filter.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -23,7 +25,11 @@ pub fn init(service: &'static str, settings: &TelemetrySettings) {
             .with_span_list(false)
             .try_init()
     } else {
-        builder.compact().try_init()
+        // Colours only on a terminal: under `kommerce up` or a log collector they are noise.
+        builder
+            .compact()
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init()
     };
     if installed.is_ok() {
         tracing::info!(service, "telemetry initialised");
