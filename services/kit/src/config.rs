@@ -135,6 +135,46 @@ impl Default for AuthSettings {
     }
 }
 
+/// `[kafka]`: the broker and the messaging backbone's knobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub bootstrap_servers: String,
+    pub client_id: String,
+    /// Partitions of topics created by `ensure_topics` (outside Kubernetes).
+    pub partitions: i32,
+    /// Create missing topics at start-up (off in a cluster, where SagaTopics own them).
+    pub ensure_topics: bool,
+    /// Handler attempts per message before it goes to the dead-letter topic.
+    pub max_attempts: u32,
+    pub retry_backoff_ms: u64,
+    pub retry_backoff_max_ms: u64,
+    pub session_timeout_ms: u64,
+    /// A send not acknowledged within this is failed and retried from the outbox.
+    pub send_timeout_ms: u64,
+    pub relay_batch: u32,
+    /// How often the relay looks at the outbox without a NOTIFY.
+    pub relay_poll_ms: u64,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            client_id: "kommerce".into(),
+            partitions: 3,
+            ensure_topics: true,
+            max_attempts: 5,
+            retry_backoff_ms: 50,
+            retry_backoff_max_ms: 2_000,
+            session_timeout_ms: 10_000,
+            send_timeout_ms: 10_000,
+            relay_batch: 100,
+            relay_poll_ms: 1_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetrySettings {

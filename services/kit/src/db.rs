@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use sqlx::PgPool;
-use sqlx::migrate::Migrator;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, Migrator};
 use sqlx::postgres::PgPoolOptions;
 
 use crate::DatabaseSettings;
@@ -36,6 +38,21 @@ pub async fn connect_and_migrate(
         migrator.run(&pool).await.map_err(DbError::Migrate)?;
     }
     Ok(pool)
+}
+
+/// One migrator running several sets of migrations (the kit's messaging tables and a
+/// service's own) in version order, with one history table.
+pub async fn merged_migrator(parts: &[&Migrator]) -> Result<Migrator, DbError> {
+    #[derive(Debug)]
+    struct Merged(Vec<Migration>);
+    impl MigrationSource<'static> for Merged {
+        fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
+            Box::pin(async move { Ok(self.0) })
+        }
+    }
+    let mut all: Vec<Migration> = parts.iter().flat_map(|m| m.iter().cloned()).collect();
+    all.sort_by_key(|m| m.version);
+    Migrator::new(Merged(all)).await.map_err(DbError::Migrate)
 }
 
 /// Whether a database error is the violation of the named constraint (unique index, check,

@@ -20,5 +20,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod validate;
 
-pub use config::{AuthSettings, DatabaseSettings, HttpSettings, RedisSettings, TelemetrySettings};
+pub use config::{
+    AuthSettings, DatabaseSettings, HttpSettings, KafkaSettings, RedisSettings, TelemetrySettings,
+};
 pub use secret::Secret;

@@ -1,0 +1,683 @@
+//! The messaging backbone against the real broker (tansu, started by scripts/deps.sh) and real
+//! PostgreSQL. Each test has its own database, topic and consumer group, so they run in
+//! parallel. Crash windows are made deterministic with failpoints; waiting for an eventual
+//! state polls with a deadline.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kommerce_kit::KafkaSettings;
+use kommerce_kit::db::merged_migrator;
+use kommerce_kit::messaging::{
+    self, Consumer, ConsumerError, Envelope, Event, Failpoint, Handler, HandlerError, Hooks, Relay,
+    dead_letter_topic, ensure_topics, publish_in_tx,
+};
+use kommerce_kit::testing::TestDatabase;
+use rdkafka::Offset;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
+use rdkafka::message::{Headers as _, Message as _};
+use rdkafka::topic_partition_list::TopicPartitionList;
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credited {
+    account: String,
+    amount: i64,
+    poison: bool,
+}
+
+impl Event for Credited {
+    const TYPE: &'static str = "test.credited";
+    const VERSION: u16 = 1;
+    fn key(&self) -> String {
+        self.account.clone()
+    }
+}
+
+/// Applies a credit: one `effects` row per event (no unique key, so a repeated effect would
+/// show as a second row).
+#[derive(Clone)]
+struct Credit {
+    instance: &'static str,
+}
+
+impl Handler for Credit {
+    async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+        let c: Credited = event.decode()?;
+        if c.poison {
+            return Err(HandlerError::Transient("this credit always fails".into()));
+        }
+        sqlx::query(
+            "INSERT INTO effects (event_id, account, amount, instance) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(event.id)
+        .bind(&c.account)
+        .bind(c.amount)
+        .bind(self.instance)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}
+
+struct Env {
+    db: TestDatabase,
+    kafka: KafkaSettings,
+    topic: String,
+    group: String,
+}
+
+fn bootstrap() -> String {
+    std::env::var("KOMMERCE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+async fn env_on(bootstrap: String, partitions: i32) -> Env {
+    let migrator = merged_migrator(&[&messaging::MIGRATOR]).await.unwrap();
+    let db = TestDatabase::create(&migrator).await;
+    sqlx::query("CREATE TABLE effects (event_id uuid NOT NULL, account text NOT NULL, amount bigint NOT NULL, instance text NOT NULL)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let kafka = KafkaSettings {
+        bootstrap_servers: bootstrap,
+        partitions,
+        max_attempts: 3,
+        retry_backoff_ms: 10,
+        session_timeout_ms: 6_000,
+        send_timeout_ms: 5_000,
+        relay_poll_ms: 200,
+        ..KafkaSettings::default()
+    };
+    let id = Uuid::new_v4().simple().to_string();
+    let topic = format!("test-{id}");
+    ensure_topics(&kafka, &[&topic])
+        .await
+        .expect("broker reachable (run scripts/deps.sh)");
+    Env {
+        db,
+        kafka,
+        topic,
+        group: format!("group-{id}"),
+    }
+}
+
+async fn env(partitions: i32) -> Env {
+    env_on(bootstrap(), partitions).await
+}
+
+/// Publishes credits in one committed transaction (or a rolled-back one); returns the event ids.
+async fn publish(
+    db: &PgPool,
+    topic: &str,
+    credits: &[(&str, i64, bool)],
+    commit: bool,
+) -> Vec<Uuid> {
+    let mut tx = db.begin().await.unwrap();
+    let mut ids = Vec::new();
+    for (account, amount, poison) in credits {
+        let e = Envelope::new(&Credited {
+            account: (*account).into(),
+            amount: *amount,
+            poison: *poison,
+        })
+        .unwrap();
+        ids.push(e.id);
+        publish_in_tx(&mut tx, topic, &e).await.unwrap();
+    }
+    if commit {
+        tx.commit().await.unwrap();
+    } else {
+        tx.rollback().await.unwrap();
+    }
+    ids
+}
+
+fn credits(n: usize, accounts: usize) -> Vec<(&'static str, i64, bool)> {
+    const ACCOUNTS: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    (0..n)
+        .map(|i| (ACCOUNTS[i % accounts], i64::try_from(i).unwrap() + 1, false))
+        .collect()
+}
+
+struct Running<T> {
+    stop: oneshot::Sender<()>,
+    handle: JoinHandle<Result<(), T>>,
+}
+
+impl<T> Running<T> {
+    async fn stop(self) -> Result<(), T> {
+        let _ = self.stop.send(());
+        self.handle.await.unwrap()
+    }
+}
+
+fn start_relay(env: &Env, hooks: Hooks) -> Running<messaging::RelayError> {
+    let relay = Relay::new(env.db.pool.clone(), &env.kafka)
+        .unwrap()
+        .with_hooks(hooks);
+    let (stop, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(relay.run(async move { rx.await.ok().unwrap_or(()) }));
+    Running { stop, handle }
+}
+
+fn start_consumer(env: &Env, instance: &'static str, hooks: Hooks) -> Running<ConsumerError> {
+    let consumer = Consumer::new(
+        env.db.pool.clone(),
+        &env.kafka,
+        &env.group,
+        &[&env.topic],
+        Credit { instance },
+    )
+    .unwrap()
+    .with_hooks(hooks);
+    let (stop, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(consumer.run(async move { rx.await.ok().unwrap_or(()) }));
+    Running { stop, handle }
+}
+
+async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn scalar(db: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(db).await.unwrap()
+}
+
+/// Every effect exactly once: one row per expected event id, no others.
+async fn assert_exactly_once(db: &PgPool, ids: &[Uuid]) {
+    let rows: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM effects ORDER BY event_id")
+        .fetch_all(db)
+        .await
+        .unwrap();
+    let mut want = ids.to_vec();
+    want.sort();
+    assert_eq!(rows, want, "each event's effect exactly once");
+}
+
+#[tokio::test]
+async fn committed_events_arrive_once_and_rolled_back_ones_never_leave() {
+    let env = env(3).await;
+    let ids = publish(&env.db.pool, &env.topic, &credits(10, 4), true).await;
+    let ghost = publish(&env.db.pool, &env.topic, &[("ghost", 1, false)], false).await;
+    let relay = start_relay(&env, Hooks::default());
+    let consumer = start_consumer(&env, "one", Hooks::default());
+    eventually("10 effects", || async {
+        scalar(&env.db.pool, "SELECT count(*) FROM effects").await == 10
+    })
+    .await;
+    consumer.stop().await.unwrap();
+    relay.stop().await.unwrap();
+    assert_exactly_once(&env.db.pool, &ids).await;
+    // Exactly the ten committed events were sent and consumed; the rolled-back one never
+    // reached the outbox, so nothing could send it. (tansu 0.6 reports per-batch high
+    // watermarks, so message counts come from the group's committed offsets.)
+    assert_eq!(committed(&env), 10);
+    assert_eq!(
+        scalar(
+            &env.db.pool,
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+        )
+        .await,
+        0
+    );
+    let ghost_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE id = $1")
+        .bind(ghost[0])
+        .fetch_one(&env.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(ghost_rows, 0);
+    // The envelope travelled whole, with its trace context.
+    let (tp, key): (String, String) =
+        sqlx::query_as("SELECT envelope->>'traceparent', key FROM outbox LIMIT 1")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+    assert!(tp.starts_with("00-") && tp.len() == 55, "{tp}");
+    assert!(["a", "b", "c", "d"].contains(&key.as_str()));
+}
+
+#[tokio::test]
+async fn relay_crash_after_send_before_mark_still_applies_each_effect_once() {
+    let env = env(3).await;
+    let ids = publish(&env.db.pool, &env.topic, &credits(6, 3), true).await;
+    let crashed = start_relay(&env, Hooks::once(Failpoint::RelayAfterSend));
+    let result = crashed.handle.await.unwrap();
+    assert!(matches!(
+        result,
+        Err(messaging::RelayError::Crashed(Failpoint::RelayAfterSend))
+    ));
+    assert_eq!(
+        scalar(
+            &env.db.pool,
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+        )
+        .await,
+        6,
+        "but not marked"
+    );
+
+    let relay = start_relay(&env, Hooks::default());
+    eventually("backlog resent", || async {
+        scalar(
+            &env.db.pool,
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
+        )
+        .await
+            == 0
+    })
+    .await;
+    let consumer = start_consumer(&env, "one", Hooks::default());
+    // Every event is on the topic twice: the group reads 12 messages and applies 6 effects.
+    eventually("all 12 messages consumed", || async {
+        scalar(&env.db.pool, "SELECT count(*) FROM effects").await == 6 && committed(&env) == 12
+    })
+    .await;
+    consumer.stop().await.unwrap();
+    relay.stop().await.unwrap();
+    assert_exactly_once(&env.db.pool, &ids).await;
+}
+
+/// The group's committed offsets summed over the topic's partitions.
+fn committed(env: &Env) -> i64 {
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.bootstrap_servers)
+        .set("group.id", &env.group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..env.kafka.partitions {
+        tpl.add_partition(&env.topic, p);
+    }
+    c.committed_offsets(tpl, Duration::from_secs(10))
+        .map_or(0, |t| {
+            t.elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                })
+                .sum()
+        })
+}
+
+#[tokio::test]
+async fn consumer_crash_after_db_commit_before_offset_commit_applies_once() {
+    let env = env(1).await;
+    let ids = publish(&env.db.pool, &env.topic, &credits(5, 1), true).await;
+    let relay = start_relay(&env, Hooks::default());
+    let crashed = start_consumer(&env, "first", Hooks::once(Failpoint::ConsumerAfterCommit));
+    let result = crashed.handle.await.unwrap();
+    assert!(matches!(
+        result,
+        Err(ConsumerError::Crashed(Failpoint::ConsumerAfterCommit))
+    ));
+    assert_eq!(
+        scalar(&env.db.pool, "SELECT count(*) FROM effects").await,
+        1,
+        "the first effect committed"
+    );
+    assert_eq!(committed(&env), 0, "its offset did not");
+
+    let consumer = start_consumer(&env, "second", Hooks::default());
+    eventually("all consumed", || async { committed(&env) == 5 }).await;
+    consumer.stop().await.unwrap();
+    relay.stop().await.unwrap();
+    assert_exactly_once(&env.db.pool, &ids).await;
+    let redelivered: i64 = scalar(
+        &env.db.pool,
+        "SELECT count(*) FROM effects WHERE instance = 'second'",
+    )
+    .await;
+    assert_eq!(
+        redelivered, 4,
+        "the redelivered first event was skipped by the inbox"
+    );
+}
+
+#[tokio::test]
+async fn consumer_crash_before_db_commit_loses_nothing() {
+    let env = env(1).await;
+    let ids = publish(&env.db.pool, &env.topic, &credits(5, 1), true).await;
+    let relay = start_relay(&env, Hooks::default());
+    let crashed = start_consumer(&env, "first", Hooks::once(Failpoint::ConsumerBeforeCommit));
+    let result = crashed.handle.await.unwrap();
+    assert!(matches!(
+        result,
+        Err(ConsumerError::Crashed(Failpoint::ConsumerBeforeCommit))
+    ));
+    assert_eq!(
+        scalar(&env.db.pool, "SELECT count(*) FROM effects").await,
+        0,
+        "rolled back"
+    );
+    assert_eq!(
+        scalar(&env.db.pool, "SELECT count(*) FROM inbox").await,
+        0,
+        "inbox row rolled back too"
+    );
+
+    let consumer = start_consumer(&env, "second", Hooks::default());
+    eventually("all applied", || async {
+        scalar(&env.db.pool, "SELECT count(*) FROM effects").await == 5
+    })
+    .await;
+    consumer.stop().await.unwrap();
+    relay.stop().await.unwrap();
+    assert_exactly_once(&env.db.pool, &ids).await;
+}
+
+#[tokio::test]
+async fn replaying_the_whole_topic_repeats_no_effect() {
+    let env = env(3).await;
+    let ids = publish(&env.db.pool, &env.topic, &credits(9, 3), true).await;
+    let relay = start_relay(&env, Hooks::default());
+    let consumer = start_consumer(&env, "one", Hooks::default());
+    eventually("consumed", || async { committed(&env) == 9 }).await;
+    consumer.stop().await.unwrap();
+
+    // Reset the group to offset 0 on every partition, then consume again.
+    let admin: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.bootstrap_servers)
+        .set("group.id", &env.group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..env.kafka.partitions {
+        tpl.add_partition_offset(&env.topic, p, Offset::Offset(0))
+            .unwrap();
+    }
+    admin.commit(&tpl, CommitMode::Sync).unwrap();
+    drop(admin);
+    assert_eq!(committed(&env), 0);
+    let inbox_before = scalar(&env.db.pool, "SELECT count(*) FROM inbox").await;
+
+    let second_pass = start_consumer(&env, "replay", Hooks::default());
+    eventually("replayed to the end", || async { committed(&env) == 9 }).await;
+    second_pass.stop().await.unwrap();
+    relay.stop().await.unwrap();
+    assert_exactly_once(&env.db.pool, &ids).await;
+    assert_eq!(
+        scalar(&env.db.pool, "SELECT count(*) FROM inbox").await,
+        inbox_before
+    );
+    assert_eq!(
+        scalar(
+            &env.db.pool,
+            "SELECT count(*) FROM effects WHERE instance = 'replay'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_poison_message_goes_to_the_dlq_and_the_partition_moves_on() {
+    let env = env(1).await;
+    let good1 = publish(&env.db.pool, &env.topic, &[("acct", 1, false)], true).await;
+    let poison = publish(&env.db.pool, &env.topic, &[("acct", 2, true)], true).await;
+    // An event of a version this consumer does not read: dead-lettered at once, not guessed.
+    let mut tx = env.db.pool.begin().await.unwrap();
+    let mut v2 = Envelope::new(&Credited {
+        account: "acct".into(),
+        amount: 3,
+        poison: false,
+    })
+    .unwrap();
+    v2.version = 2;
+    publish_in_tx(&mut tx, &env.topic, &v2).await.unwrap();
+    tx.commit().await.unwrap();
+    let good2 = publish(&env.db.pool, &env.topic, &[("acct", 4, false)], true).await;
+
+    let relay = start_relay(&env, Hooks::default());
+    let consumer = start_consumer(&env, "one", Hooks::default());
+    eventually("the partition moved past the poison", || async {
+        committed(&env) == 4
+    })
+    .await;
+    consumer.stop().await.unwrap();
+    relay.stop().await.unwrap();
+    assert_exactly_once(&env.db.pool, &[good1[0], good2[0]]).await;
+
+    // Read the DLQ.
+    let dlq = dead_letter_topic(&env.topic);
+    let reader: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.bootstrap_servers)
+        .set("group.id", format!("{}-dlq-reader", env.group))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader.subscribe(&[&dlq]).unwrap();
+    let mut dead = Vec::new();
+    let started = Instant::now();
+    while dead.len() < 2 && started.elapsed() < DEADLINE {
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
+            let headers: std::collections::HashMap<String, String> = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let env_in: Envelope = Envelope::from_bytes(m.payload().unwrap()).unwrap();
+            dead.push((env_in.id, headers));
+        }
+    }
+    assert_eq!(dead.len(), 2, "two dead letters");
+    let (id, h) = &dead[0];
+    assert_eq!(*id, poison[0]);
+    assert_eq!(h["x-dlq-attempts"], "3");
+    assert!(h["x-dlq-reason"].contains("always fails"), "{h:?}");
+    assert_eq!(h["x-dlq-source-topic"], env.topic);
+    assert_eq!(h["x-dlq-source-partition"], "0");
+    assert_eq!(h["x-dlq-source-offset"], "1");
+    assert_eq!(h["x-dlq-consumer"], env.group);
+    assert_eq!(h["type"], "test.credited", "original headers kept");
+    let (id, h) = &dead[1];
+    assert_eq!(*id, v2.id);
+    assert_eq!(
+        h["x-dlq-attempts"], "1",
+        "an unknown version is not retried"
+    );
+    assert!(h["x-dlq-reason"].contains("version 2"), "{h:?}");
+}
+
+#[tokio::test]
+async fn two_consumers_split_the_partitions_and_a_leaver_hands_over_without_loss() {
+    let env = env(4).await;
+    let relay = start_relay(&env, Hooks::default());
+    let a = start_consumer(&env, "a", Hooks::default());
+    let b = start_consumer(&env, "b", Hooks::default());
+    let mut ids = Vec::new();
+    // Publish until both members have applied something: proof the partitions were split.
+    let started = Instant::now();
+    loop {
+        ids.extend(publish(&env.db.pool, &env.topic, &credits(8, 8), true).await);
+        let both: i64 = scalar(&env.db.pool, "SELECT count(DISTINCT instance) FROM effects").await;
+        if both == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the group never split its partitions"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    a.stop().await.unwrap();
+    let handed_over = publish(&env.db.pool, &env.topic, &credits(40, 8), true).await;
+    ids.extend(&handed_over);
+    let n = i64::try_from(ids.len()).unwrap();
+    eventually("everything applied after the hand-over", || async {
+        scalar(&env.db.pool, "SELECT count(*) FROM effects").await >= n
+    })
+    .await;
+    b.stop().await.unwrap();
+    relay.stop().await.unwrap();
+    assert_exactly_once(&env.db.pool, &ids).await;
+    let by_b: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM effects WHERE instance = 'b' AND event_id = ANY($1)",
+    )
+    .bind(&handed_over)
+    .fetch_one(&env.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(by_b, 40, "after a left, b took over all its partitions");
+}
+
+/// A tansu broker of the test's own, with sqlite storage in a temporary directory, so that it
+/// can be stopped and started again with its data.
+struct DurableBroker {
+    dir: std::path::PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl DurableBroker {
+    fn start(dir: &Path, port: u16) -> Child {
+        let tansu = std::env::var("TANSU").unwrap_or_else(|_| {
+            let home = std::env::var("HOME").unwrap_or_default();
+            let cached = format!("{home}/.cargo/bin/tansu");
+            if Path::new(&cached).exists() {
+                cached
+            } else {
+                "tansu".into()
+            }
+        });
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu)
+            .current_dir(dir)
+            .args([
+                "broker",
+                "--cluster-id",
+                "durable",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "sqlite://tansu.db",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu installed (run scripts/deps.sh)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "tansu did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    }
+
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("kommerce-tansu-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Self::start(&dir, port);
+        Self {
+            dir,
+            port,
+            child: Some(child),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        self.child = Some(Self::start(&self.dir, self.port));
+    }
+}
+
+impl Drop for DurableBroker {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn a_durable_broker_restart_loses_nothing_and_the_relay_drains_its_backlog() {
+    let mut broker = DurableBroker::new();
+    let env = env_on(format!("127.0.0.1:{}", broker.port), 2).await;
+    let relay = start_relay(&env, Hooks::default());
+    let before = publish(&env.db.pool, &env.topic, &credits(6, 2), true).await;
+    eventually("sent before the restart", || async {
+        scalar(
+            &env.db.pool,
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
+        )
+        .await
+            == 0
+    })
+    .await;
+
+    relay.stop().await.unwrap();
+
+    broker.stop();
+    let during = publish(&env.db.pool, &env.topic, &credits(4, 2), true).await;
+    // With the broker down a send attempt fails: the rows stay pending, with the error.
+    let attempt = Relay::new(env.db.pool.clone(), &env.kafka).unwrap();
+    assert_eq!(attempt.drain_once().await.unwrap(), 0);
+    let failed: i64 = scalar(&env.db.pool, "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND attempts = 1 AND last_error IS NOT NULL").await;
+    assert_eq!(failed, 4);
+
+    broker.restart();
+    let relay = start_relay(&env, Hooks::default());
+    eventually("backlog drained after the restart", || async {
+        scalar(
+            &env.db.pool,
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
+        )
+        .await
+            == 0
+    })
+    .await;
+    let consumer = start_consumer(&env, "one", Hooks::default());
+    eventually("all consumed", || async {
+        scalar(&env.db.pool, "SELECT count(*) FROM effects").await == 10
+    })
+    .await;
+    consumer.stop().await.unwrap();
+    relay.stop().await.unwrap();
+    let all: Vec<Uuid> = before.into_iter().chain(during).collect();
+    assert_exactly_once(&env.db.pool, &all).await;
+}
