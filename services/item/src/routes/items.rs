@@ -1,0 +1,116 @@
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kommerce_kit::auth::AdminUser;
+use kommerce_kit::http::{ApiError, ApiJson};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{params, path_id};
+use crate::domain::catalogue::{ItemBody, ItemPatch, ItemPatchBody, NewItem};
+use crate::domain::listing::ListQuery;
+use crate::domain::stock::{Adjust, AdjustBody};
+use crate::store::{self, Item};
+use crate::{AppState, cache};
+
+/// `GET /api/v1/items`: filters, sort, keyset pages.
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    State(s): State<AppState>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let q = ListQuery::parse(&params(q)?)?;
+    let (items, next) = store::list(&s.db, &q).await?;
+    Ok(Json(json!({ "items": items, "next_cursor": next })))
+}
+
+/// `GET /api/v1/items/{id}`: cache-aside; deleted items still resolve.
+#[tracing::instrument(skip(s))]
+pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = path_id(&id, "item")?;
+    let json = if let Some(hit) = cache::get(&s.redis, id).await {
+        hit
+    } else {
+        let item = store::item(&s.db, id)
+            .await?
+            .ok_or(ApiError::NotFound("item"))?;
+        let json = serde_json::to_string(&item).map_err(ApiError::internal)?;
+        cache::put(&s.redis, id, &json, s.cache_ttl_secs).await;
+        json
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+async fn changed(s: &AppState, id: Uuid) {
+    cache::forget(&s.redis, &[cache::key(&s.redis, id)]).await;
+}
+
+#[tracing::instrument(skip_all, fields(admin = %admin.id))]
+pub async fn create(
+    State(s): State<AppState>,
+    AdminUser(admin): AdminUser,
+    ApiJson(body): ApiJson<ItemBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let new = NewItem::try_from(body)?;
+    let item = store::create_item(&s.db, &new).await?;
+    let location = format!("/api/v1/items/{}", item.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(item),
+    ))
+}
+
+#[tracing::instrument(skip_all, fields(admin = %admin.id))]
+pub async fn update(
+    State(s): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ItemPatchBody>,
+) -> Result<Json<Item>, ApiError> {
+    let id = path_id(&id, "item")?;
+    let patch = ItemPatch::try_from(body)?;
+    let item = store::update_item(&s.db, id, &patch).await?;
+    changed(&s, id).await;
+    Ok(Json(item))
+}
+
+#[tracing::instrument(skip_all, fields(admin = %admin.id))]
+pub async fn delete(
+    State(s): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_id(&id, "item")?;
+    store::delete_item(&s.db, id).await?;
+    changed(&s, id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/items/{id}/stock` `{delta, reason}`: an admin correction, never below zero.
+#[tracing::instrument(skip_all, fields(admin = %admin.id))]
+pub async fn adjust_stock(
+    State(s): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AdjustBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = path_id(&id, "item")?;
+    let a = Adjust::try_from(body)?;
+    let stock = s.stock.adjust(id, &a).await?;
+    Ok(Json(json!({ "item_id": id, "stock": stock })))
+}
+
+/// `GET /api/v1/items/{id}/stock/ledger`: the newest 200 ledger rows (admin).
+pub async fn ledger(
+    State(s): State<AppState>,
+    AdminUser(_): AdminUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<crate::stock::LedgerRow>>, ApiError> {
+    let id = path_id(&id, "item")?;
+    Ok(Json(crate::stock::ledger(&s.db, id, 200).await?))
+}

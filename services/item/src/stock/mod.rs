@@ -1,0 +1,199 @@
+//! Stock that never oversells, under three live-switchable strategies.
+//!
+//! PostgreSQL is the truth: available stock = `items.stock` + the sum of unapplied ledger
+//! deltas, and `items.stock >= 0` is a CHECK constraint. Every change is a ledger row.
+//! - `conditionalUpdate`: `UPDATE items SET stock = stock - n WHERE id = $1 AND stock >= n`,
+//!   lines in item-id order inside one transaction (all or nothing, no deadlocks).
+//! - `spinLock`: the original system's Redis lock done right ([`lock`]) around the same guarded
+//!   update (the lock keeps contention off PostgreSQL; the guard keeps correctness if a lease
+//!   expires under a slow holder).
+//! - `reservation`: an atomic Redis script is the gate ([`gate`]), the reservation commits as
+//!   ledger rows only (no hot-row update), and a folder applies them to `items.stock` in batches.
+//!   Redis counters never exceed the truth: every PostgreSQL stock change is bracketed by
+//!   [`gate::begin`] (decrements take their units before the commit) and [`gate::end`]
+//!   (increments give theirs after it), and reconcile refuses to overwrite a counter that
+//!   changed or has work in flight since it read PostgreSQL.
+
+pub mod gate;
+pub mod live;
+pub mod lock;
+mod store;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use kommerce_kit::cache::Redis;
+use kommerce_kit::http::ApiError;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::domain::stock::{Adjust, Line, PoolPolicy, Reservation, Strategy};
+pub use live::Applied;
+pub use store::{LedgerRow, ledger};
+
+/// The first answer to a reservation id, replayed verbatim to every repeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+/// Why one line of a reservation cannot be had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    pub item_id: Uuid,
+    pub reason: &'static str,
+    pub requested: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available: Option<i64>,
+}
+
+fn reserved(r: &Reservation) -> Answer {
+    Answer {
+        status: StatusCode::CREATED,
+        body: json!({ "reservation_id": r.id, "status": "reserved", "lines": r.lines }),
+    }
+}
+
+fn refused(r: &Reservation, lines: &[Refusal]) -> Answer {
+    Answer {
+        status: StatusCode::CONFLICT,
+        body: json!({
+            "type": "https://kommerce.dev/problems/reservation-refused",
+            "title": "Conflict",
+            "status": 409,
+            "detail": "not every line can be reserved; nothing was reserved",
+            "reservation_id": r.id,
+            "lines": lines,
+        }),
+    }
+}
+
+/// What every strategy needs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Stock {
+    db: PgPool,
+    redis: Redis,
+    policy: watch::Receiver<Arc<Applied>>,
+    marker_ttl_secs: u64,
+}
+
+impl Stock {
+    pub fn new(
+        db: PgPool,
+        redis: Redis,
+        policy: watch::Receiver<Arc<Applied>>,
+        marker_ttl_secs: u64,
+    ) -> Self {
+        Self {
+            db,
+            redis,
+            policy,
+            marker_ttl_secs,
+        }
+    }
+
+    pub fn policy(&self) -> Arc<Applied> {
+        self.policy.borrow().clone()
+    }
+
+    /// Reserves every line or none. A repeated id gets its first answer and changes nothing.
+    #[tracing::instrument(skip_all, fields(reservation = %r.id))]
+    pub async fn reserve(&self, r: &Reservation) -> Result<Answer, ApiError> {
+        if let Some(first) = store::answer(&self.db, r.id).await? {
+            return Ok(first);
+        }
+        let refusals = store::unavailable_items(&self.db, &r.lines).await?;
+        if !refusals.is_empty() {
+            return store::record_refusal(&self.db, r.id, refused(r, &refusals)).await;
+        }
+        let applied = self.policy();
+        let started = std::time::Instant::now();
+        let outcome = match applied.policy.strategy {
+            Strategy::ConditionalUpdate => store::reserve_guarded(&self.db, &self.redis, r).await,
+            Strategy::SpinLock => self.reserve_locked(r, &applied.policy).await,
+            Strategy::Reservation => {
+                gate::reserve(&self.db, &self.redis, r, self.marker_ttl_secs).await
+            }
+        };
+        let strategy = applied.policy.strategy.as_str();
+        metrics::histogram!("stock_reservation_seconds", "strategy" => strategy)
+            .record(started.elapsed().as_secs_f64());
+        let outcome = outcome?;
+        let answer = match outcome {
+            Outcome::Reserved => reserved(r),
+            Outcome::Short(lines) => refused(r, &lines),
+            Outcome::Repeat(answer) => return Ok(answer),
+        };
+        metrics::counter!("stock_reservations_total", "strategy" => strategy, "status" => answer.status.as_str().to_owned()).increment(1);
+        if answer.status == StatusCode::CONFLICT {
+            return store::record_refusal(&self.db, r.id, answer).await;
+        }
+        self.invalidate(&r.lines).await;
+        Ok(answer)
+    }
+
+    async fn reserve_locked(
+        &self,
+        r: &Reservation,
+        policy: &PoolPolicy,
+    ) -> Result<Outcome, ApiError> {
+        let items: Vec<Uuid> = r.lines.iter().map(|l| l.item_id).collect();
+        let held = lock::acquire_all(&self.redis, &items, policy).await?;
+        let outcome = store::reserve_guarded(&self.db, &self.redis, r).await;
+        held.release().await;
+        outcome
+    }
+
+    /// Gives a reservation's stock back. Idempotent; a release that arrives before its
+    /// reservation leaves a tombstone so the late reservation is refused.
+    #[tracing::instrument(skip_all, fields(reservation = %id))]
+    pub async fn release(&self, id: Uuid) -> Result<(), ApiError> {
+        let via_ledger = self.policy().policy.strategy == Strategy::Reservation;
+        if let Some(lines) = store::release(&self.db, &self.redis, id, via_ledger).await? {
+            self.invalidate(&lines).await;
+        }
+        Ok(())
+    }
+
+    /// An admin correction, guarded like a decrement (never below zero).
+    pub async fn adjust(&self, item: Uuid, a: &Adjust) -> Result<i64, ApiError> {
+        let line = Line {
+            item_id: item,
+            qty: a.delta.abs(),
+        };
+        let stock = store::adjust(&self.db, &self.redis, item, a).await?;
+        self.invalidate(&[line]).await;
+        Ok(stock)
+    }
+
+    async fn invalidate(&self, lines: &[Line]) {
+        let keys: Vec<String> = lines
+            .iter()
+            .map(|l| crate::cache::key(&self.redis, l.item_id))
+            .collect();
+        crate::cache::forget(&self.redis, &keys).await;
+    }
+
+    pub fn db(&self) -> &PgPool {
+        &self.db
+    }
+
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+}
+
+/// What a strategy did.
+#[derive(Debug)]
+pub enum Outcome {
+    Reserved,
+    Short(Vec<Refusal>),
+    /// Another request with this id got there first: its answer.
+    Repeat(Answer),
+}
+
+pub(crate) use store::fold_pending;

@@ -1,0 +1,414 @@
+//! The PostgreSQL side of stock: answers, guarded updates, the ledger, releases and the fold.
+
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
+use kommerce_kit::cache::Redis;
+use kommerce_kit::http::ApiError;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::{FromRow, PgConnection, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Answer, Outcome, Refusal, gate};
+use crate::domain::stock::{Adjust, Line, Reservation};
+
+pub async fn answer(db: &PgPool, id: Uuid) -> Result<Option<Answer>, ApiError> {
+    let row: Option<(i16, serde_json::Value)> =
+        sqlx::query_as("SELECT http_status, answer FROM reservations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    Ok(row.map(|(status, body)| Answer {
+        status: StatusCode::from_u16(u16::try_from(status).unwrap_or(500))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body,
+    }))
+}
+
+/// Lines whose item is unknown, deleted or not on sale.
+pub async fn unavailable_items(db: &PgPool, lines: &[Line]) -> Result<Vec<Refusal>, ApiError> {
+    let ids: Vec<Uuid> = lines.iter().map(|l| l.item_id).collect();
+    let found: Vec<(Uuid, String, Option<OffsetDateTime>)> =
+        sqlx::query_as("SELECT id, status, deleted_at FROM items WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(db)
+            .await?;
+    let found: HashMap<Uuid, (String, bool)> = found
+        .into_iter()
+        .map(|(id, s, d)| (id, (s, d.is_some())))
+        .collect();
+    Ok(lines
+        .iter()
+        .filter_map(|l| {
+            let reason = match found.get(&l.item_id) {
+                None | Some((_, true)) => "unknown_item",
+                Some((status, false)) if status != "on_sale" => "not_on_sale",
+                Some(_) => return None,
+            };
+            Some(Refusal {
+                item_id: l.item_id,
+                reason,
+                requested: l.qty,
+                available: None,
+            })
+        })
+        .collect())
+}
+
+/// Stores a refusal as the id's first answer (unless another answer got there first) and
+/// returns whichever answer is now the first.
+pub async fn record_refusal(db: &PgPool, id: Uuid, refusal: Answer) -> Result<Answer, ApiError> {
+    sqlx::query(
+        "INSERT INTO reservations (id, status, http_status, answer) VALUES ($1, 'rejected', $2, $3) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(i16::try_from(refusal.status.as_u16()).unwrap_or(409))
+    .bind(&refusal.body)
+    .execute(db)
+    .await?;
+    Ok(answer(db, id).await?.unwrap_or(refusal))
+}
+
+/// Locks an item's row and folds its unapplied ledger rows into `items.stock` (the lock comes
+/// first, so the fold and the folder never deadlock with a reservation). The lock is
+/// `FOR NO KEY UPDATE`: it does not conflict with the key-share locks that foreign keys to the
+/// item (ledger and reservation lines) take, which `FOR UPDATE` would turn into deadlocks.
+/// `None` if the item does not exist.
+pub async fn lock_and_fold(tx: &mut PgConnection, item: Uuid) -> Result<Option<()>, sqlx::Error> {
+    let pending: Option<bool> = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM stock_ledger WHERE item_id = $1 AND NOT applied) \
+         FROM items WHERE id = $1 FOR NO KEY UPDATE",
+    )
+    .bind(item)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match pending {
+        None => Ok(None),
+        Some(false) => Ok(Some(())),
+        Some(true) => {
+            sqlx::query(
+                "WITH f AS (UPDATE stock_ledger SET applied = true WHERE item_id = $1 AND NOT applied \
+                 RETURNING delta, reason) \
+                 UPDATE items SET stock = stock + s.total, sold_count = sold_count - s.sold, updated_at = now() \
+                 FROM (SELECT COALESCE(sum(delta), 0) AS total, \
+                       COALESCE(sum(delta) FILTER (WHERE reason IN ('reservation', 'release')), 0) AS sold FROM f) s \
+                 WHERE id = $1",
+            )
+            .bind(item)
+            .execute(&mut *tx)
+            .await?;
+            Ok(Some(()))
+        }
+    }
+}
+
+/// Folds every item with unapplied ledger rows, one short transaction per item. Returns how
+/// many items were folded.
+pub async fn fold_pending(db: &PgPool) -> Result<usize, sqlx::Error> {
+    let items: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT item_id FROM stock_ledger WHERE NOT applied ORDER BY item_id LIMIT 500",
+    )
+    .fetch_all(db)
+    .await?;
+    for item in &items {
+        let mut tx = db.begin().await?;
+        lock_and_fold(&mut tx, *item).await?;
+        tx.commit().await?;
+    }
+    Ok(items.len())
+}
+
+/// Available stock (`items.stock` + unapplied deltas) of each item.
+pub async fn available(db: &PgPool, items: &[Uuid]) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT i.id, i.stock + COALESCE((SELECT sum(delta) FROM stock_ledger l \
+         WHERE l.item_id = i.id AND NOT l.applied), 0)::bigint FROM items i WHERE i.id = ANY($1)",
+    )
+    .bind(items)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+pub(crate) async fn shortages(db: &PgPool, lines: &[Line]) -> Result<Vec<Refusal>, ApiError> {
+    let ids: Vec<Uuid> = lines.iter().map(|l| l.item_id).collect();
+    let avail = available(db, &ids).await?;
+    let short: Vec<Refusal> = lines
+        .iter()
+        .filter_map(|l| {
+            let a = avail.get(&l.item_id).copied().unwrap_or(0);
+            (a < i64::from(l.qty)).then_some(Refusal {
+                item_id: l.item_id,
+                reason: "insufficient_stock",
+                requested: l.qty,
+                available: Some(a),
+            })
+        })
+        .collect();
+    Ok(short)
+}
+
+async fn insert_ledger(
+    tx: &mut PgConnection,
+    lines: &[Line],
+    sign: i32,
+    reason: &str,
+    reservation: Option<Uuid>,
+    applied: bool,
+) -> Result<(), sqlx::Error> {
+    let items: Vec<Uuid> = lines.iter().map(|l| l.item_id).collect();
+    let deltas: Vec<i32> = lines.iter().map(|l| sign * l.qty).collect();
+    sqlx::query(
+        "INSERT INTO stock_ledger (item_id, delta, reason, reservation_id, applied) \
+         SELECT * , $3, $4, $5 FROM unnest($1::uuid[], $2::int[])",
+    )
+    .bind(&items)
+    .bind(&deltas)
+    .bind(reason)
+    .bind(reservation)
+    .bind(applied)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Claims the reservation id inside `tx`; `false` if another request holds it.
+pub async fn claim(
+    tx: &mut PgConnection,
+    r: &Reservation,
+    ok: &Answer,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "INSERT INTO reservations (id, status, http_status, answer) VALUES ($1, 'reserved', 201, $2) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(r.id)
+    .bind(&ok.body)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// The reservation's lines and their ledger rows, written after the stock was taken.
+async fn record_lines(
+    tx: &mut PgConnection,
+    r: &Reservation,
+    applied: bool,
+) -> Result<(), sqlx::Error> {
+    let items: Vec<Uuid> = r.lines.iter().map(|l| l.item_id).collect();
+    let qtys: Vec<i32> = r.lines.iter().map(|l| l.qty).collect();
+    sqlx::query("INSERT INTO reservation_lines (reservation_id, item_id, qty) SELECT $1, * FROM unnest($2::uuid[], $3::int[])")
+        .bind(r.id)
+        .bind(&items)
+        .bind(&qtys)
+        .execute(&mut *tx)
+        .await?;
+    insert_ledger(tx, &r.lines, -1, "reservation", Some(r.id), applied).await
+}
+
+/// `conditionalUpdate` (and the write of `spinLock`): every line's guarded update in item-id
+/// order in one transaction; Redis counters are taken from before the commit.
+pub async fn reserve_guarded(
+    db: &PgPool,
+    redis: &Redis,
+    r: &Reservation,
+) -> Result<Outcome, ApiError> {
+    let ok = super::reserved(r);
+    let mut tx = db.begin().await?;
+    if !claim(&mut tx, r, &ok).await? {
+        tx.rollback().await?;
+        return Ok(answer(db, r.id)
+            .await?
+            .map_or(Outcome::Short(Vec::new()), Outcome::Repeat));
+    }
+    for line in &r.lines {
+        lock_and_fold(&mut tx, line.item_id).await?;
+        let updated = sqlx::query(
+            "UPDATE items SET stock = stock - $2, sold_count = sold_count + $2, updated_at = now() \
+             WHERE id = $1 AND stock >= $2",
+        )
+        .bind(line.item_id)
+        .bind(line.qty)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            let mut short = shortages(db, &r.lines).await?;
+            if short.is_empty() {
+                // Stock came back between the attempt and the report: name the line that failed.
+                short.push(Refusal {
+                    item_id: line.item_id,
+                    reason: "insufficient_stock",
+                    requested: line.qty,
+                    available: None,
+                });
+            }
+            return Ok(Outcome::Short(short));
+        }
+    }
+    record_lines(&mut tx, r, true).await?;
+    let promised = gate::begin(redis, &r.lines, true).await?;
+    if !promised.is_empty() {
+        tx.rollback().await?;
+        return Ok(Outcome::Short(promised));
+    }
+    let committed = tx.commit().await;
+    gate::end(redis, &r.lines, committed.is_err()).await;
+    committed?;
+    Ok(Outcome::Reserved)
+}
+
+/// The `reservation` strategy's write: the claim and unapplied ledger rows, no hot-row update.
+pub async fn record_reservation(db: &PgPool, r: &Reservation) -> Result<bool, sqlx::Error> {
+    let ok = super::reserved(r);
+    let mut tx = db.begin().await?;
+    if !claim(&mut tx, r, &ok).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    record_lines(&mut tx, r, false).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Releases a reservation. Returns its lines if this call released it.
+pub async fn release(
+    db: &PgPool,
+    redis: &Redis,
+    id: Uuid,
+    via_ledger: bool,
+) -> Result<Option<Vec<Line>>, ApiError> {
+    let mut tx = db.begin().await?;
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM reservations WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    match status.as_deref() {
+        None => {
+            let tombstone = json!({
+                "type": "https://kommerce.dev/problems/reservation-cancelled",
+                "title": "Conflict", "status": 409, "reservation_id": id,
+                "detail": "this reservation was released before it was made",
+            });
+            sqlx::query("INSERT INTO reservations (id, status, http_status, answer, released_at) VALUES ($1, 'cancelled', 409, $2, now()) ON CONFLICT (id) DO NOTHING")
+                .bind(id)
+                .bind(tombstone)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(None)
+        }
+        Some("reserved") => {
+            let lines: Vec<Line> = sqlx::query_as::<_, (Uuid, i32)>(
+                "SELECT item_id, qty FROM reservation_lines WHERE reservation_id = $1 ORDER BY item_id",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(item_id, qty)| Line { item_id, qty })
+            .collect();
+            if !via_ledger {
+                for l in &lines {
+                    lock_and_fold(&mut tx, l.item_id).await?;
+                    sqlx::query("UPDATE items SET stock = stock + $2, sold_count = sold_count - $2, updated_at = now() WHERE id = $1")
+                        .bind(l.item_id)
+                        .bind(l.qty)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            insert_ledger(&mut tx, &lines, 1, "release", Some(id), !via_ledger).await?;
+            sqlx::query(
+                "UPDATE reservations SET status = 'released', released_at = now() WHERE id = $1",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            gate::begin(redis, &lines, false).await?;
+            let committed = tx.commit().await;
+            gate::end(redis, &lines, committed.is_ok()).await;
+            committed?;
+            Ok(Some(lines))
+        }
+        Some(_) => Ok(None),
+    }
+}
+
+/// An admin adjustment. Returns the stock after it.
+pub async fn adjust(db: &PgPool, redis: &Redis, item: Uuid, a: &Adjust) -> Result<i64, ApiError> {
+    let mut tx = db.begin().await?;
+    lock_and_fold(&mut tx, item)
+        .await?
+        .ok_or(ApiError::NotFound("item"))?;
+    let stock: Option<i32> = sqlx::query_scalar(
+        "UPDATE items SET stock = stock + $2, updated_at = now() WHERE id = $1 AND stock + $2 >= 0 RETURNING stock",
+    )
+    .bind(item)
+    .bind(a.delta)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(stock) = stock else {
+        return Err(ApiError::conflict(
+            "insufficient-stock",
+            "stock cannot go below zero",
+        ));
+    };
+    let line = Line {
+        item_id: item,
+        qty: a.delta.abs(),
+    };
+    let reason = if a.delta > 0 {
+        "admin_increase"
+    } else {
+        "admin_decrease"
+    };
+    sqlx::query("INSERT INTO stock_ledger (item_id, delta, reason, note, applied) VALUES ($1, $2, $3, $4, true)")
+        .bind(item)
+        .bind(a.delta)
+        .bind(reason)
+        .bind(&a.note)
+        .execute(&mut *tx)
+        .await?;
+    let taking = a.delta < 0;
+    if !gate::begin(redis, &[line], taking).await?.is_empty() {
+        return Err(ApiError::conflict(
+            "insufficient-stock",
+            "those units are promised to reservations in flight",
+        ));
+    }
+    let committed = tx.commit().await;
+    // Give back a decrement that did not commit, or an increment that did.
+    gate::end(redis, &[line], committed.is_ok() != taking).await;
+    committed?;
+    Ok(i64::from(stock))
+}
+
+#[derive(Debug, Serialize, FromRow)]
+pub struct LedgerRow {
+    pub id: i64,
+    pub delta: i32,
+    pub reason: String,
+    pub reservation_id: Option<Uuid>,
+    pub note: Option<String>,
+    pub applied: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+pub async fn ledger(db: &PgPool, item: Uuid, limit: i64) -> Result<Vec<LedgerRow>, ApiError> {
+    Ok(sqlx::query_as::<_, LedgerRow>(
+        "SELECT id, delta, reason, reservation_id, note, applied, created_at FROM stock_ledger \
+         WHERE item_id = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(item)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
