@@ -15,6 +15,7 @@ help:
 
 deps:
 	@bash scripts/deps.sh
+	@bash scripts/control-plane.sh up
 
 build:
 	$(CARGO) build --locked -p kommerce -p kommerce-user
