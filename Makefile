@@ -6,19 +6,20 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BIN        := $(TARGET_DIR)/debug
 NEXTEST    := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help deps build migrate up test test-rust lint fmt
+.PHONY: help deps build migrate up test test-rust lint fmt bench
 
 help:
 	@echo "make up     run every service + the local router on 127.0.0.1:8080 (Ctrl-C stops)"
 	@echo "make test   start the real dependencies, then run every test"
 	@echo "make lint   rustfmt check and clippy with warnings denied"
+	@echo "make bench  stock strategies side by side (release build) -> docs/bench/"
 
 deps:
 	@bash scripts/deps.sh
 	@bash scripts/control-plane.sh up
 
 build:
-	$(CARGO) build --locked -p kommerce -p kommerce-user
+	$(CARGO) build --locked -p kommerce -p kommerce-user -p kommerce-item
 
 migrate: deps build
 	$(BIN)/kommerce migrate
@@ -36,6 +37,9 @@ ifeq ($(NEXTEST),yes)
 else
 	$(CARGO) test --locked --workspace --all-features --no-fail-fast
 endif
+
+bench: deps
+	$(CARGO) run --locked --release -p kommerce -- bench stock --out docs/bench
 
 lint:
 	$(CARGO) fmt --all -- --check

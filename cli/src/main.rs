@@ -42,10 +42,30 @@ enum Command {
     },
     /// Create each service's database if missing and apply its migrations.
     Migrate,
+    /// Benchmarks, side by side in one run; results go to a JSON file and an SVG chart.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Manage user accounts.
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// One hot SKU, concurrent buyers, every stock strategy through the reservation API.
+    Stock {
+        #[arg(long, default_value_t = 64)]
+        buyers: usize,
+        #[arg(long, default_value_t = 3000)]
+        attempts: usize,
+        #[arg(long, default_value_t = 2000)]
+        stock: i64,
+        #[arg(long, default_value = "docs/bench")]
+        out: PathBuf,
     },
 }
 
@@ -105,6 +125,22 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Migrate => migrate(&cli.database_url).await,
+        Command::Bench {
+            command:
+                BenchCommand::Stock {
+                    buyers,
+                    attempts,
+                    stock,
+                    out,
+                },
+        } => kommerce::bench::stock(kommerce::bench::StockBench {
+            buyers,
+            attempts,
+            stock,
+            out_dir: out,
+        })
+        .await
+        .map(drop),
         Command::User {
             command: UserCommand::CreateAdmin { email, name, phone },
         } => {

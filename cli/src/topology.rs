@@ -19,14 +19,24 @@ pub struct ServiceSpec {
 }
 
 /// The services that exist so far. Each later service adds its line here.
-pub const SERVICES: &[ServiceSpec] = &[ServiceSpec {
-    name: "user",
-    binary: "kommerce-user",
-    prefixes: &["/api/v1/users", "/api/v1/auth"],
-    port_offset: 1,
-    signs_tokens: true,
-    migrator: &kommerce_user::MIGRATOR,
-}];
+pub const SERVICES: &[ServiceSpec] = &[
+    ServiceSpec {
+        name: "user",
+        binary: "kommerce-user",
+        prefixes: &["/api/v1/users", "/api/v1/auth"],
+        port_offset: 1,
+        signs_tokens: true,
+        migrator: &kommerce_user::MIGRATOR,
+    },
+    ServiceSpec {
+        name: "item",
+        binary: "kommerce-item",
+        prefixes: &["/api/v1/items", "/api/v1/categories"],
+        port_offset: 2,
+        signs_tokens: false,
+        migrator: &kommerce_item::MIGRATOR,
+    },
+];
 
 /// Whether `path` is `prefix` itself or below it (`/api/v1/users/me`, not `/api/v1/usersx`).
 fn under(path: &str, prefix: &str) -> bool {
@@ -58,6 +68,9 @@ mod tests {
             "internal is never routed"
         );
         assert_eq!(name("/healthz"), None);
+        assert_eq!(name("/api/v1/items/123"), Some("item"));
+        assert_eq!(name("/api/v1/categories"), Some("item"));
+        assert_eq!(name("/internal/v1/stock/reservations"), None);
     }
 
     #[test]

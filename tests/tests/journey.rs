@@ -1,5 +1,6 @@
 //! A new user's first minutes, through the local router exactly as `kommerce up` serves it:
-//! signup → login → me → two addresses → switch default → logout → the old token is refused.
+//! signup → login → me → two addresses → switch default → logout → the old token is refused,
+//! by every service; and an admin stocking the catalogue that a shopper then searches.
 
 use std::collections::HashMap;
 
@@ -10,31 +11,68 @@ use kommerce_user::{App, MIGRATOR, Settings};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-async fn spawn_platform() -> (String, TestDatabase, RedisNamespace) {
-    let db = TestDatabase::create(&MIGRATOR).await;
+struct Platform {
+    base: String,
+    user_db: TestDatabase,
+    _item_db: TestDatabase,
+    _redis: RedisNamespace,
+}
+
+const ADMIN: (&str, &str) = ("admin@kommerce.test", "admin-password-1");
+
+async fn spawn_platform() -> Platform {
+    let user_db = TestDatabase::create(&MIGRATOR).await;
+    let item_db = TestDatabase::create(&kommerce_item::MIGRATOR).await;
     let redis = RedisNamespace::new();
-    let user = App::build(Settings {
-        http: HttpSettings {
-            host: "127.0.0.1".into(),
-            port: 0,
-            ..HttpSettings::default()
-        },
-        database: db.settings(),
+    let auth = auth_settings();
+    let http = HttpSettings {
+        host: "127.0.0.1".into(),
+        port: 0,
+        ..HttpSettings::default()
+    };
+    let mut user_settings = Settings {
+        http: http.clone(),
+        database: user_db.settings(),
         redis: redis.settings(),
-        auth: auth_settings(),
+        auth: auth.clone(),
         ..Settings::default()
+    };
+    user_settings.user.bootstrap_admin_email = Some(ADMIN.0.into());
+    user_settings.user.bootstrap_admin_password = Some(kommerce_kit::Secret::new(ADMIN.1));
+    let user = App::build(user_settings)
+        .await
+        .expect("user service builds");
+    // The item service gets only the public key: it verifies, it cannot sign.
+    let item = kommerce_item::App::build(kommerce_item::Settings {
+        http,
+        database: item_db.settings(),
+        redis: redis.settings(),
+        auth: kommerce_kit::AuthSettings {
+            signing_key: kommerce_kit::Secret::default(),
+            ..auth
+        },
+        ..kommerce_item::Settings::default()
     })
     .await
-    .expect("user service builds");
-    let upstreams = HashMap::from([("user", format!("127.0.0.1:{}", user.port()))]);
+    .expect("item service builds");
+    let upstreams = HashMap::from([
+        ("user", format!("127.0.0.1:{}", user.port())),
+        ("item", format!("127.0.0.1:{}", item.port())),
+    ]);
     tokio::spawn(user.run_until(std::future::pending()));
+    tokio::spawn(item.run_until(std::future::pending()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let router = kommerce::router::router(SERVICES, upstreams);
     tokio::spawn(async move { axum_serve(listener, router).await });
-    (base, db, redis)
+    Platform {
+        base,
+        user_db,
+        _item_db: item_db,
+        _redis: redis,
+    }
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
@@ -43,9 +81,9 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
 
 #[tokio::test]
 async fn a_new_user_signs_up_manages_addresses_and_logs_out() {
-    let (base, db, _redis) = spawn_platform().await;
+    let platform = spawn_platform().await;
     let http = reqwest::Client::new();
-    let url = |p: &str| format!("{base}{p}");
+    let url = |p: &str| format!("{}{p}", platform.base);
 
     let r = http
         .post(url("/api/v1/users"))
@@ -106,7 +144,7 @@ async fn a_new_user_signs_up_manages_addresses_and_logs_out() {
     assert_eq!(r.status(), StatusCode::OK);
     let defaults: Vec<(String, bool)> =
         sqlx::query_as("SELECT city, is_default FROM addresses ORDER BY city")
-            .fetch_all(&db.pool)
+            .fetch_all(&platform.user_db.pool)
             .await
             .unwrap();
     assert_eq!(
@@ -133,7 +171,8 @@ async fn a_new_user_signs_up_manages_addresses_and_logs_out() {
 
 #[tokio::test]
 async fn the_router_routes_like_the_ingress() {
-    let (base, _db, _redis) = spawn_platform().await;
+    let platform = spawn_platform().await;
+    let base = &platform.base;
     let http = reqwest::Client::new();
     // Internal endpoints exist on the service but are never routed.
     let r = http
@@ -160,4 +199,117 @@ async fn the_router_routes_like_the_ingress() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn a_logged_out_token_is_refused_by_every_service() {
+    let platform = spawn_platform().await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", platform.base);
+    let admin: Value = http
+        .post(url("/api/v1/auth/login"))
+        .json(&json!({"email": ADMIN.0, "password": ADMIN.1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = admin["access_token"].as_str().unwrap().to_owned();
+    // A token minted by the user service works on the item service ...
+    let r = http
+        .post(url("/api/v1/categories"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Tea"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // ... until logout, after which the item service refuses it too.
+    let r = http
+        .post(url("/api/v1/auth/logout"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = http
+        .post(url("/api/v1/categories"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Coffee"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_admin_stocks_the_catalogue_and_a_shopper_finds_it() {
+    let platform = spawn_platform().await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", platform.base);
+    let tokens: Value = http
+        .post(url("/api/v1/auth/login"))
+        .json(&json!({"email": ADMIN.0, "password": ADMIN.1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = tokens["access_token"].as_str().unwrap().to_owned();
+    let tea: Value = http
+        .post(url("/api/v1/categories"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Tea"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (name, price) in [
+        ("Sencha green tea", 1200),
+        ("Assam black tea", 900),
+        ("Cast iron teapot", 4500),
+    ] {
+        let r = http
+            .post(url("/api/v1/items"))
+            .bearer_auth(&admin)
+            .json(
+                &json!({"name": name, "price_minor": price, "category_id": tea["id"], "stock": 10}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    // A shopper, anonymous: search, then read a product page twice (the second from the cache).
+    let found: Value = http
+        .get(url("/api/v1/items?q=gree&sort=price_asc"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = found["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["name"], "Sencha green tea");
+    let page = url(&format!(
+        "/api/v1/items/{}",
+        items[0]["id"].as_str().unwrap()
+    ));
+    let first: Value = http.get(&page).send().await.unwrap().json().await.unwrap();
+    let second: Value = http.get(&page).send().await.unwrap().json().await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(first["stock"], 10);
+    // Stock reservations are internal: never routed publicly.
+    let r = http
+        .post(url("/internal/v1/stock/reservations"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }

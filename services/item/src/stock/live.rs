@@ -100,7 +100,7 @@ pub async fn refresh(
                 "stock counters rebuilt for the reservation strategy"
             ),
             Err(e) => {
-                tracing::warn!(error = %e, "stock counters not rebuilt; the gate falls back while cold")
+                tracing::warn!(error = %e, "stock counters not rebuilt; the gate falls back while cold");
             }
         }
     }

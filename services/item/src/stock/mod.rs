@@ -103,10 +103,10 @@ impl Stock {
     /// Reserves every line or none. A repeated id gets its first answer and changes nothing.
     #[tracing::instrument(skip_all, fields(reservation = %r.id))]
     pub async fn reserve(&self, r: &Reservation) -> Result<Answer, ApiError> {
-        if let Some(first) = store::answer(&self.db, r.id).await? {
-            return Ok(first);
-        }
-        let refusals = store::unavailable_items(&self.db, &r.lines).await?;
+        let refusals = match store::precheck(&self.db, r.id, &r.lines).await? {
+            Err(first) => return Ok(first),
+            Ok(refusals) => refusals,
+        };
         if !refusals.is_empty() {
             return store::record_refusal(&self.db, r.id, refused(r, &refusals)).await;
         }

@@ -27,24 +27,42 @@ pub async fn answer(db: &PgPool, id: Uuid) -> Result<Option<Answer>, ApiError> {
     }))
 }
 
-/// Lines whose item is unknown, deleted or not on sale.
-pub async fn unavailable_items(db: &PgPool, lines: &[Line]) -> Result<Vec<Refusal>, ApiError> {
+/// What a reservation request finds before any strategy runs: the id's first answer if it has
+/// one, else the lines whose item is unknown, deleted or not on sale — in one round trip.
+pub async fn precheck(
+    db: &PgPool,
+    id: Uuid,
+    lines: &[Line],
+) -> Result<Result<Vec<Refusal>, Answer>, ApiError> {
     let ids: Vec<Uuid> = lines.iter().map(|l| l.item_id).collect();
-    let found: Vec<(Uuid, String, Option<OffsetDateTime>)> =
-        sqlx::query_as("SELECT id, status, deleted_at FROM items WHERE id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(db)
-            .await?;
-    let found: HashMap<Uuid, (String, bool)> = found
+    let rows: Vec<(
+        Uuid,
+        Option<String>,
+        Option<bool>,
+        Option<i16>,
+        Option<serde_json::Value>,
+    )> = sqlx::query_as(
+        "SELECT u.id, i.status, i.deleted_at IS NOT NULL, r.http_status, r.answer \
+         FROM unnest($2::uuid[]) AS u(id) LEFT JOIN items i ON i.id = u.id \
+         LEFT JOIN reservations r ON r.id = $1",
+    )
+    .bind(id)
+    .bind(&ids)
+    .fetch_all(db)
+    .await?;
+    if let Some((_, _, _, Some(status), Some(body))) = rows.first() {
+        return Ok(Err(to_answer(*status, body.clone())));
+    }
+    let found: HashMap<Uuid, (Option<String>, Option<bool>)> = rows
         .into_iter()
-        .map(|(id, s, d)| (id, (s, d.is_some())))
+        .map(|(id, s, d, _, _)| (id, (s, d)))
         .collect();
-    Ok(lines
+    Ok(Ok(lines
         .iter()
         .filter_map(|l| {
             let reason = match found.get(&l.item_id) {
-                None | Some((_, true)) => "unknown_item",
-                Some((status, false)) if status != "on_sale" => "not_on_sale",
+                None | Some((None, _) | (_, Some(true))) => "unknown_item",
+                Some((Some(status), _)) if status != "on_sale" => "not_on_sale",
                 Some(_) => return None,
             };
             Some(Refusal {
@@ -54,13 +72,21 @@ pub async fn unavailable_items(db: &PgPool, lines: &[Line]) -> Result<Vec<Refusa
                 available: None,
             })
         })
-        .collect())
+        .collect()))
+}
+
+fn to_answer(status: i16, body: serde_json::Value) -> Answer {
+    Answer {
+        status: StatusCode::from_u16(u16::try_from(status).unwrap_or(500))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body,
+    }
 }
 
 /// Stores a refusal as the id's first answer (unless another answer got there first) and
 /// returns whichever answer is now the first.
 pub async fn record_refusal(db: &PgPool, id: Uuid, refusal: Answer) -> Result<Answer, ApiError> {
-    sqlx::query(
+    let stored = sqlx::query(
         "INSERT INTO reservations (id, status, http_status, answer) VALUES ($1, 'rejected', $2, $3) \
          ON CONFLICT (id) DO NOTHING",
     )
@@ -68,7 +94,12 @@ pub async fn record_refusal(db: &PgPool, id: Uuid, refusal: Answer) -> Result<An
     .bind(i16::try_from(refusal.status.as_u16()).unwrap_or(409))
     .bind(&refusal.body)
     .execute(db)
-    .await?;
+    .await?
+    .rows_affected()
+        == 1;
+    if stored {
+        return Ok(refusal);
+    }
     Ok(answer(db, id).await?.unwrap_or(refusal))
 }
 
@@ -263,17 +294,28 @@ pub async fn reserve_guarded(
     Ok(Outcome::Reserved)
 }
 
-/// The `reservation` strategy's write: the claim and unapplied ledger rows, no hot-row update.
+/// The `reservation` strategy's write: the claim, its lines and unapplied ledger rows in one
+/// statement (one round trip, no hot-row update). `false` if the id was already claimed.
 pub async fn record_reservation(db: &PgPool, r: &Reservation) -> Result<bool, sqlx::Error> {
     let ok = super::reserved(r);
-    let mut tx = db.begin().await?;
-    if !claim(&mut tx, r, &ok).await? {
-        tx.rollback().await?;
-        return Ok(false);
-    }
-    record_lines(&mut tx, r, false).await?;
-    tx.commit().await?;
-    Ok(true)
+    let items: Vec<Uuid> = r.lines.iter().map(|l| l.item_id).collect();
+    let qtys: Vec<i32> = r.lines.iter().map(|l| l.qty).collect();
+    let claimed: i64 = sqlx::query_scalar(
+        "WITH r AS (INSERT INTO reservations (id, status, http_status, answer) \
+                    VALUES ($1, 'reserved', 201, $2) ON CONFLICT (id) DO NOTHING RETURNING id), \
+              l AS (INSERT INTO reservation_lines (reservation_id, item_id, qty) \
+                    SELECT r.id, u.item, u.qty FROM r, unnest($3::uuid[], $4::int[]) AS u(item, qty)), \
+              g AS (INSERT INTO stock_ledger (item_id, delta, reason, reservation_id, applied) \
+                    SELECT u.item, -u.qty, 'reservation', r.id, false FROM r, unnest($3::uuid[], $4::int[]) AS u(item, qty)) \
+         SELECT count(*) FROM r",
+    )
+    .bind(r.id)
+    .bind(&ok.body)
+    .bind(&items)
+    .bind(&qtys)
+    .fetch_one(db)
+    .await?;
+    Ok(claimed == 1)
 }
 
 /// Releases a reservation. Returns its lines if this call released it.
