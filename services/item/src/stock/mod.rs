@@ -104,8 +104,8 @@ impl Stock {
     #[tracing::instrument(skip_all, fields(reservation = %r.id))]
     pub async fn reserve(&self, r: &Reservation) -> Result<Answer, ApiError> {
         let refusals = match store::precheck(&self.db, r.id, &r.lines).await? {
-            Err(first) => return Ok(first),
-            Ok(refusals) => refusals,
+            store::Precheck::Answered(first) => return Ok(first),
+            store::Precheck::Unavailable(refusals) => refusals,
         };
         if !refusals.is_empty() {
             return store::record_refusal(&self.db, r.id, refused(r, &refusals)).await;

@@ -27,52 +27,66 @@ pub async fn answer(db: &PgPool, id: Uuid) -> Result<Option<Answer>, ApiError> {
     }))
 }
 
-/// What a reservation request finds before any strategy runs: the id's first answer if it has
-/// one, else the lines whose item is unknown, deleted or not on sale — in one round trip.
-pub async fn precheck(
-    db: &PgPool,
-    id: Uuid,
-    lines: &[Line],
-) -> Result<Result<Vec<Refusal>, Answer>, ApiError> {
+/// What a reservation request finds before any strategy runs.
+#[derive(Debug)]
+pub enum Precheck {
+    /// The id was answered before: that answer, again.
+    Answered(Answer),
+    /// The lines whose item is unknown, deleted or not on sale (empty: all can be tried).
+    Unavailable(Vec<Refusal>),
+}
+
+/// The id's first answer if it has one, else the lines that cannot be had at all — in one
+/// round trip.
+pub async fn precheck(db: &PgPool, id: Uuid, lines: &[Line]) -> Result<Precheck, ApiError> {
+    #[derive(FromRow)]
+    struct Row {
+        id: Uuid,
+        status: Option<String>,
+        deleted: Option<bool>,
+        first_status: Option<i16>,
+        first_answer: Option<serde_json::Value>,
+    }
     let ids: Vec<Uuid> = lines.iter().map(|l| l.item_id).collect();
-    let rows: Vec<(
-        Uuid,
-        Option<String>,
-        Option<bool>,
-        Option<i16>,
-        Option<serde_json::Value>,
-    )> = sqlx::query_as(
-        "SELECT u.id, i.status, i.deleted_at IS NOT NULL, r.http_status, r.answer \
-         FROM unnest($2::uuid[]) AS u(id) LEFT JOIN items i ON i.id = u.id \
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT u.id, i.status, i.deleted_at IS NOT NULL AS deleted, \
+         r.http_status AS first_status, r.answer AS first_answer FROM unnest($2::uuid[]) AS u(id) LEFT JOIN items i ON i.id = u.id \
          LEFT JOIN reservations r ON r.id = $1",
     )
     .bind(id)
     .bind(&ids)
     .fetch_all(db)
     .await?;
-    if let Some((_, _, _, Some(status), Some(body))) = rows.first() {
-        return Ok(Err(to_answer(*status, body.clone())));
+    if let Some(Row {
+        first_status: Some(status),
+        first_answer: Some(body),
+        ..
+    }) = rows.first()
+    {
+        return Ok(Precheck::Answered(to_answer(*status, body.clone())));
     }
     let found: HashMap<Uuid, (Option<String>, Option<bool>)> = rows
         .into_iter()
-        .map(|(id, s, d, _, _)| (id, (s, d)))
+        .map(|r| (r.id, (r.status, r.deleted)))
         .collect();
-    Ok(Ok(lines
-        .iter()
-        .filter_map(|l| {
-            let reason = match found.get(&l.item_id) {
-                None | Some((None, _) | (_, Some(true))) => "unknown_item",
-                Some((Some(status), _)) if status != "on_sale" => "not_on_sale",
-                Some(_) => return None,
-            };
-            Some(Refusal {
-                item_id: l.item_id,
-                reason,
-                requested: l.qty,
-                available: None,
+    Ok(Precheck::Unavailable(
+        lines
+            .iter()
+            .filter_map(|l| {
+                let reason = match found.get(&l.item_id) {
+                    None | Some((None, _) | (_, Some(true))) => "unknown_item",
+                    Some((Some(status), _)) if status != "on_sale" => "not_on_sale",
+                    Some(_) => return None,
+                };
+                Some(Refusal {
+                    item_id: l.item_id,
+                    reason,
+                    requested: l.qty,
+                    available: None,
+                })
             })
-        })
-        .collect()))
+            .collect(),
+    ))
 }
 
 fn to_answer(status: i16, body: serde_json::Value) -> Answer {
