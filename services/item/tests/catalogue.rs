@@ -1,6 +1,6 @@
 //! Categories, items, listing and the product-page cache over HTTP.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)] // test code: scenarios read top to bottom
 
 mod common;
 
