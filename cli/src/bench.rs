@@ -192,7 +192,7 @@ async fn run_strategy(
         .fetch_one(&t.db)
         .await?;
     #[allow(clippy::cast_precision_loss)]
-    let (ops, sales) = (results.len() as f64 / seconds, sold as f64 / seconds);
+    let (ops_per_sec, sales_per_sec) = (results.len() as f64 / seconds, sold as f64 / seconds);
     #[allow(clippy::cast_precision_loss)]
     let per_sale = if sold == 0 {
         0.0
@@ -206,8 +206,8 @@ async fn run_strategy(
         refused,
         errors: results.len() - sold - refused,
         seconds,
-        ops_per_sec: ops,
-        sales_per_sec: sales,
+        ops_per_sec,
+        sales_per_sec,
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
         max_ms: latencies.last().copied().unwrap_or(0.0),
@@ -288,7 +288,7 @@ pub async fn stock(opts: StockBench) -> anyhow::Result<Vec<StrategyResult>> {
     let report = json!({
         "benchmark": "stock: one hot SKU through POST /internal/v1/stock/reservations",
         "buyers": opts.buyers, "attempts_per_strategy": opts.attempts, "stock": opts.stock,
-        "cores": std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(1),
+        "cores": std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         "note": "service, PostgreSQL, Redis and the load generator share this machine",
         "results": results,
     });
