@@ -19,6 +19,7 @@ use redis::Script;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::writer::{Record, Writer};
 use super::{Outcome, Refusal, store};
 use crate::domain::stock::{Line, Reservation};
 
@@ -243,6 +244,7 @@ pub async fn end(redis: &Redis, lines: &[Line], give_back: bool) {
 pub async fn reserve(
     db: &PgPool,
     redis: &Redis,
+    writer: &Writer,
     r: &Reservation,
     marker_ttl_secs: u64,
 ) -> Result<Outcome, ApiError> {
@@ -254,7 +256,7 @@ pub async fn reserve(
             .await
             .map_err(|e| unavailable(&e))?;
         match verdict.first().map(String::as_str) {
-            Some("ok") => return record(db, redis, r).await,
+            Some("ok") => return record(db, redis, writer, r).await,
             Some("short") => return Ok(Outcome::Short(shortages(&verdict, &r.lines))),
             Some("dup") => {
                 return match store::answer(db, r.id).await? {
@@ -283,8 +285,18 @@ pub async fn reserve(
     store::reserve_guarded(db, redis, r).await
 }
 
-async fn record(db: &PgPool, redis: &Redis, r: &Reservation) -> Result<Outcome, ApiError> {
-    match store::record_reservation(db, r).await {
+async fn record(
+    db: &PgPool,
+    redis: &Redis,
+    writer: &Writer,
+    r: &Reservation,
+) -> Result<Outcome, ApiError> {
+    let record = Record {
+        id: r.id,
+        answer: super::reserved(r),
+        lines: Some(r.lines.clone()),
+    };
+    match writer.record(record).await {
         Ok(true) => {
             end(redis, &r.lines, false).await;
             Ok(Outcome::Reserved)
@@ -303,7 +315,7 @@ async fn record(db: &PgPool, redis: &Redis, r: &Reservation) -> Result<Outcome, 
                 Ok(_) => Ok(store::answer(db, r.id)
                     .await?
                     .map_or(Outcome::Short(Vec::new()), Outcome::Repeat)),
-                Err(e) => Err(e.into()),
+                Err(e) => Err(ApiError::internal(e)),
             }
         }
     }

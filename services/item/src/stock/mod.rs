@@ -18,6 +18,7 @@ pub mod gate;
 pub mod live;
 pub mod lock;
 mod store;
+mod writer;
 
 use std::sync::Arc;
 
@@ -77,6 +78,7 @@ fn refused(r: &Reservation, lines: &[Refusal]) -> Answer {
 pub struct Stock {
     db: PgPool,
     redis: Redis,
+    writer: writer::Writer,
     policy: watch::Receiver<Arc<Applied>>,
     marker_ttl_secs: u64,
 }
@@ -88,9 +90,11 @@ impl Stock {
         policy: watch::Receiver<Arc<Applied>>,
         marker_ttl_secs: u64,
     ) -> Self {
+        let writer = writer::Writer::start(db.clone());
         Self {
             db,
             redis,
+            writer,
             policy,
             marker_ttl_secs,
         }
@@ -108,7 +112,7 @@ impl Stock {
             store::Precheck::Unavailable(refusals) => refusals,
         };
         if !refusals.is_empty() {
-            return store::record_refusal(&self.db, r.id, refused(r, &refusals)).await;
+            return self.record_refusal(r.id, refused(r, &refusals)).await;
         }
         let applied = self.policy();
         let started = std::time::Instant::now();
@@ -116,7 +120,7 @@ impl Stock {
             Strategy::ConditionalUpdate => store::reserve_guarded(&self.db, &self.redis, r).await,
             Strategy::SpinLock => self.reserve_locked(r, &applied.policy).await,
             Strategy::Reservation => {
-                gate::reserve(&self.db, &self.redis, r, self.marker_ttl_secs).await
+                gate::reserve(&self.db, &self.redis, &self.writer, r, self.marker_ttl_secs).await
             }
         };
         let strategy = applied.policy.strategy.as_str();
@@ -130,10 +134,29 @@ impl Stock {
         };
         metrics::counter!("stock_reservations_total", "strategy" => strategy, "status" => answer.status.as_str().to_owned()).increment(1);
         if answer.status == StatusCode::CONFLICT {
-            return store::record_refusal(&self.db, r.id, answer).await;
+            return self.record_refusal(r.id, answer).await;
         }
         self.invalidate(&r.lines).await;
         Ok(answer)
+    }
+
+    /// Stores a refusal as the id's first answer (batched), unless another answer got there
+    /// first, and returns whichever answer is now the first.
+    async fn record_refusal(&self, id: Uuid, refusal: Answer) -> Result<Answer, ApiError> {
+        let record = writer::Record {
+            id,
+            answer: refusal.clone(),
+            lines: None,
+        };
+        if self
+            .writer
+            .record(record)
+            .await
+            .map_err(ApiError::internal)?
+        {
+            return Ok(refusal);
+        }
+        Ok(store::answer(&self.db, id).await?.unwrap_or(refusal))
     }
 
     async fn reserve_locked(

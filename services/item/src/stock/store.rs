@@ -97,26 +97,6 @@ fn to_answer(status: i16, body: serde_json::Value) -> Answer {
     }
 }
 
-/// Stores a refusal as the id's first answer (unless another answer got there first) and
-/// returns whichever answer is now the first.
-pub async fn record_refusal(db: &PgPool, id: Uuid, refusal: Answer) -> Result<Answer, ApiError> {
-    let stored = sqlx::query(
-        "INSERT INTO reservations (id, status, http_status, answer) VALUES ($1, 'rejected', $2, $3) \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(i16::try_from(refusal.status.as_u16()).unwrap_or(409))
-    .bind(&refusal.body)
-    .execute(db)
-    .await?
-    .rows_affected()
-        == 1;
-    if stored {
-        return Ok(refusal);
-    }
-    Ok(answer(db, id).await?.unwrap_or(refusal))
-}
-
 /// Locks an item's row and folds its unapplied ledger rows into `items.stock` (the lock comes
 /// first, so the fold and the folder never deadlock with a reservation). The lock is
 /// `FOR NO KEY UPDATE`: it does not conflict with the key-share locks that foreign keys to the
@@ -306,30 +286,6 @@ pub async fn reserve_guarded(
     gate::end(redis, &r.lines, committed.is_err()).await;
     committed?;
     Ok(Outcome::Reserved)
-}
-
-/// The `reservation` strategy's write: the claim, its lines and unapplied ledger rows in one
-/// statement (one round trip, no hot-row update). `false` if the id was already claimed.
-pub async fn record_reservation(db: &PgPool, r: &Reservation) -> Result<bool, sqlx::Error> {
-    let ok = super::reserved(r);
-    let items: Vec<Uuid> = r.lines.iter().map(|l| l.item_id).collect();
-    let qtys: Vec<i32> = r.lines.iter().map(|l| l.qty).collect();
-    let claimed: i64 = sqlx::query_scalar(
-        "WITH r AS (INSERT INTO reservations (id, status, http_status, answer) \
-                    VALUES ($1, 'reserved', 201, $2) ON CONFLICT (id) DO NOTHING RETURNING id), \
-              l AS (INSERT INTO reservation_lines (reservation_id, item_id, qty) \
-                    SELECT r.id, u.item, u.qty FROM r, unnest($3::uuid[], $4::int[]) AS u(item, qty)), \
-              g AS (INSERT INTO stock_ledger (item_id, delta, reason, reservation_id, applied) \
-                    SELECT u.item, -u.qty, 'reservation', r.id, false FROM r, unnest($3::uuid[], $4::int[]) AS u(item, qty)) \
-         SELECT count(*) FROM r",
-    )
-    .bind(r.id)
-    .bind(&ok.body)
-    .bind(&items)
-    .bind(&qtys)
-    .fetch_one(db)
-    .await?;
-    Ok(claimed == 1)
 }
 
 /// Releases a reservation. Returns its lines if this call released it.
