@@ -15,7 +15,7 @@ use kommerce_kit::KafkaSettings;
 use kommerce_kit::db::merged_migrator;
 use kommerce_kit::messaging::{
     self, Consumer, ConsumerError, Envelope, Event, Failpoint, Handler, HandlerError, Hooks, Relay,
-    dead_letter_topic, ensure_topics, publish_in_tx,
+    check_topics, dead_letter_topic, ensure_topics, publish_in_tx,
 };
 use kommerce_kit::testing::TestDatabase;
 use rdkafka::Offset;
@@ -499,6 +499,22 @@ async fn a_poison_message_goes_to_the_dlq_and_the_partition_moves_on() {
     assert_eq!(h["x-dlq-source-offset"], "1");
     assert_eq!(h["x-dlq-consumer"], env.group);
     assert_eq!(h["type"], "test.credited", "original headers kept");
+    // Retries and dead letters are counted for /metrics.
+    let metrics = kommerce_kit::http::metrics::render_text();
+    let line = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains(&env.group))
+            .map(str::to_owned)
+    };
+    assert!(
+        line("messaging_dead_letters_total").is_some_and(|l| l.ends_with(" 2")),
+        "{metrics}"
+    );
+    assert!(
+        line("messaging_retries_total").is_some_and(|l| l.ends_with(" 2")),
+        "{metrics}"
+    );
     let (id, h) = &dead[1];
     assert_eq!(*id, v2.id);
     assert_eq!(
@@ -680,4 +696,19 @@ async fn a_durable_broker_restart_loses_nothing_and_the_relay_drains_its_backlog
     relay.stop().await.unwrap();
     let all: Vec<Uuid> = before.into_iter().chain(during).collect();
     assert_exactly_once(&env.db.pool, &all).await;
+}
+
+#[tokio::test]
+async fn in_a_cluster_services_only_check_their_topics() {
+    let env = env(1).await;
+    assert!(
+        check_topics(&env.kafka, &[&env.topic]).await.is_ok(),
+        "created by ensure_topics"
+    );
+    let missing = format!("absent-{}", Uuid::new_v4().simple());
+    let err = check_topics(&env.kafka, &[&missing]).await.unwrap_err();
+    assert!(
+        err.to_string().contains(&missing) && err.to_string().contains(".dlq"),
+        "{err}"
+    );
 }

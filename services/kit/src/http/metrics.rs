@@ -39,8 +39,13 @@ pub fn install() {
     }
 }
 
+/// The Prometheus text of every metric recorded in this process so far.
+pub fn render_text() -> String {
+    handle().map(PrometheusHandle::render).unwrap_or_default()
+}
+
 pub(crate) async fn render() -> impl IntoResponse {
-    let body = handle().map(PrometheusHandle::render).unwrap_or_default();
+    let body = render_text();
     (
         [(
             header::CONTENT_TYPE,

@@ -120,6 +120,7 @@ impl<H: Handler> Consumer<H> {
         topics: &[&str],
         handler: H,
     ) -> Result<Self, ConsumerError> {
+        crate::http::metrics::install();
         let consumer: StreamConsumer<LagContext> = client_config(settings)
             .set("group.id", group)
             // Offsets are committed by hand, only after the database commit. Without turning

@@ -10,7 +10,8 @@
 //!   skipped) → handler → commit → *then* the offset. Failed handlers are retried with backoff
 //!   up to a bound, then the message goes to `<topic>.dlq` with the reason, and the partition
 //!   moves on.
-//! - [`ensure_topics`]: creates a service's topics and their `.dlq` outside Kubernetes.
+//! - [`provision_topics`]: outside Kubernetes creates a service's topics and their `.dlq`
+//!   ([`ensure_topics`]); in a cluster, where SagaTopics own them, only checks ([`check_topics`]).
 //!
 //! Exactly-once *effects* come from outbox + inbox, not from Kafka transactions (see
 //! docs/adr/0004-outbox-and-inbox.md).
@@ -29,7 +30,7 @@ pub use envelope::{DecodeError, Envelope, Event, new_traceparent};
 pub use hooks::{Failpoint, Hooks};
 pub use outbox::publish_in_tx;
 pub use relay::{Relay, RelayError};
-pub use topics::{dead_letter_topic, ensure_topics};
+pub use topics::{TopicError, check_topics, dead_letter_topic, ensure_topics, provision_topics};
 
 /// The `outbox` and `inbox` tables. A service that uses messaging runs them merged with its
 /// own migrations: `kommerce_kit::db::merged_migrator(&[&messaging::MIGRATOR, &MIGRATOR])`.

@@ -53,6 +53,7 @@ impl std::fmt::Debug for Relay {
 
 impl Relay {
     pub fn new(db: PgPool, settings: &KafkaSettings) -> Result<Self, RelayError> {
+        crate::http::metrics::install();
         let producer = client_config(settings)
             .set("enable.idempotence", "true")
             .set("acks", "all")

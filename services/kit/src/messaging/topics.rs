@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -38,4 +39,50 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) -> Result<
         }
     }
     Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error("missing topics: {0:?} (in a cluster, their SagaTopic resources create them)")]
+    Missing(Vec<String>),
+}
+
+/// Where the SagaTopic operator owns topics (`kafka.ensure_topics = false`), a service only
+/// checks that its topics and their dead-letter topics exist, and fails start-up otherwise.
+pub async fn check_topics(settings: &KafkaSettings, topics: &[&str]) -> Result<(), TopicError> {
+    let consumer: rdkafka::consumer::BaseConsumer = client_config(settings).create()?;
+    let settings_timeout = Duration::from_secs(10);
+    let metadata =
+        tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, settings_timeout))
+            .await
+            .map_err(|_| KafkaError::Canceled)??;
+    let present: Vec<&str> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(rdkafka::metadata::MetadataTopic::name)
+        .collect();
+    let missing: Vec<String> = topics
+        .iter()
+        .flat_map(|t| [(*t).to_owned(), dead_letter_topic(t)])
+        .filter(|t| !present.contains(&t.as_str()))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(TopicError::Missing(missing))
+    }
+}
+
+/// `ensure_topics` or `check_topics`, as `kafka.ensure_topics` says.
+pub async fn provision_topics(settings: &KafkaSettings, topics: &[&str]) -> Result<(), TopicError> {
+    if settings.ensure_topics {
+        ensure_topics(settings, topics)
+            .await
+            .map_err(TopicError::from)
+    } else {
+        check_topics(settings, topics).await
+    }
 }
