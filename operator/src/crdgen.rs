@@ -1,0 +1,29 @@
+//! `kommerce-operator crdgen`: the CRD YAML committed in `crds/`, generated from the Rust types
+//! (`kommerce_crds::all`). `crds/tests/generated_yaml.rs` fails when the committed files are
+//! stale.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+
+use crate::cli::CrdgenArgs;
+
+pub fn write(args: &CrdgenArgs) -> anyhow::Result<()> {
+    let crds = kommerce_crds::all();
+    if args.stdout {
+        let mut out = std::io::stdout().lock();
+        for crd in &crds {
+            writeln!(out, "---\n{}", kommerce_crds::to_yaml(crd)?)?;
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+    for crd in &crds {
+        let path = args.out_dir.join(kommerce_crds::file_name(crd));
+        std::fs::write(&path, kommerce_crds::to_yaml(crd)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}

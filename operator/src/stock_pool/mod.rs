@@ -1,0 +1,422 @@
+//! The StockPool controller: the stock-locking policy in Redis, per
+//! `docs/stockpool-contract.md`.
+//!
+//! `reconcile`: validate → build the document (pure) → `SET` + `PUBLISH` when it changed →
+//! read the acknowledgements → conditions (pure) → patch status. While instances catch up it
+//! looks again every `--stockpool-pending-recheck`, afterwards every `--stockpool-recheck`
+//! (instances come and go). The finalizer `kommerce.dev/stockpool-cleanup` deletes the key and
+//! announces `default`, so the item services fall back to their documented default.
+
+pub mod desired;
+pub mod store;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::StreamExt as _;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kommerce_crds::conditions::{READY, RESOURCE_CONFLICT};
+use kommerce_crds::{StockPool, StockPoolStatus, reasons};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Api, Resource as _, ResourceExt as _};
+use redis::aio::ConnectionManager;
+use serde_json::json;
+use tracing::{Instrument as _, field};
+
+use self::desired::{Acks, Invalid, Validated};
+use crate::backoff::Backoffs;
+use crate::claims::older_claimant;
+use crate::conditions::{self, Desired};
+use crate::context::Shared;
+use crate::{MANAGER, metrics};
+
+pub const CONTROLLER: &str = "stockpool";
+pub const FINALIZER: &str = "kommerce.dev/stockpool-cleanup";
+const RECHECK_CONFLICT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// One variant per stage that can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid spec: {0}")]
+    InvalidSpec(#[from] Invalid),
+    #[error("connecting to Redis: {0}")]
+    Connect(String),
+    #[error("writing {key}: {source}")]
+    Publish {
+        key: String,
+        source: redis::RedisError,
+    },
+    #[error("reading acknowledgements {pattern}: {source}")]
+    ReadAcks {
+        pattern: String,
+        source: redis::RedisError,
+    },
+    #[error("removing {key}: {source}")]
+    Remove {
+        key: String,
+        source: redis::RedisError,
+    },
+    #[error("patching status: {0}")]
+    PatchStatus(#[source] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<finalizer::Error<Error>>),
+}
+
+impl Error {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::InvalidSpec(_) => "invalid_spec",
+            Self::Connect(_) => "connect",
+            Self::Publish { .. } => "publish",
+            Self::ReadAcks { .. } => "read_acks",
+            Self::Remove { .. } => "remove",
+            Self::PatchStatus(_) => "patch_status",
+            Self::Finalizer(_) => "finalizer",
+        }
+    }
+
+    fn is_redis(&self) -> bool {
+        matches!(
+            self,
+            Self::Connect(_) | Self::Publish { .. } | Self::ReadAcks { .. } | Self::Remove { .. }
+        )
+    }
+}
+
+pub struct Context {
+    pub shared: Arc<Shared>,
+    store: Store<StockPool>,
+    connections: Mutex<HashMap<String, ConnectionManager>>,
+    backoff: Backoffs<StockPool>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    async fn redis(&self, url: &str) -> Result<ConnectionManager, Error> {
+        let cached = self
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(url)
+            .cloned();
+        if let Some(conn) = cached {
+            return Ok(conn);
+        }
+        let conn = store::connect(url, self.shared.settings.backend_timeout)
+            .await
+            .map_err(Error::Connect)?;
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(url.to_owned(), conn.clone());
+        Ok(conn)
+    }
+
+    async fn event(
+        &self,
+        sp: &StockPool,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.shared.recorder.publish(&ev, &sp.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "cannot publish event");
+        }
+    }
+
+    fn claims(&self) -> Vec<crate::claims::Claim> {
+        let url = &self.shared.settings.redis_url;
+        self.store
+            .state()
+            .iter()
+            .filter_map(|o| {
+                desired::validate(o, url)
+                    .ok()
+                    .map(|v| desired::claim(o, &v))
+            })
+            .collect()
+    }
+}
+
+pub async fn run(shared: Arc<Shared>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
+    let api: Api<StockPool> = match &shared.settings.namespace {
+        Some(ns) => Api::namespaced(shared.client.clone(), ns),
+        None => Api::all(shared.client.clone()),
+    };
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let ctx = Arc::new(Context {
+        shared,
+        store: controller.store(),
+        connections: Mutex::new(HashMap::new()),
+        backoff: Backoffs::default(),
+    });
+    tracing::info!(controller = CONTROLLER, "starting");
+    controller
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(controller = CONTROLLER, error = %e, "reconcile failed");
+            }
+        })
+        .await;
+    tracing::info!(controller = CONTROLLER, "stopped");
+}
+
+async fn reconcile(sp: Arc<StockPool>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = tracing::info_span!(
+        "reconcile",
+        controller = CONTROLLER,
+        namespace = field::Empty,
+        name = %sp.name_any(),
+        generation = field::Empty,
+    );
+    if let Some(ns) = sp.namespace() {
+        span.record("namespace", ns);
+    }
+    if let Some(g) = sp.metadata.generation {
+        span.record("generation", g);
+    }
+    let started = Instant::now();
+    let api: Api<StockPool> = Api::namespaced(
+        ctx.shared.client.clone(),
+        &sp.namespace().unwrap_or_default(),
+    );
+    let obj = sp.clone();
+    let result = finalizer(&api, FINALIZER, sp, |event| async {
+        match event {
+            finalizer::Event::Apply(sp) => apply(&sp, &ctx, &api).await,
+            finalizer::Event::Cleanup(sp) => cleanup(&sp, &ctx).await,
+        }
+    })
+    .instrument(span)
+    .await
+    .map_err(|e| match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(Box::new(other)),
+    });
+    metrics::reconciled(
+        CONTROLLER,
+        started.elapsed(),
+        result.as_ref().err().map(Error::metric_label),
+    );
+    if result.is_ok() {
+        ctx.backoff.succeeded(&obj);
+    }
+    result
+}
+
+#[allow(clippy::needless_pass_by_value)] // the signature Controller::run expects
+fn error_policy(sp: Arc<StockPool>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(controller = CONTROLLER, namespace = sp.namespace(), name = %sp.name_any(), error = %error, "reconcile failed");
+    match error {
+        Error::InvalidSpec(_) => Action::await_change(),
+        _ => Action::requeue(ctx.backoff.failed(&sp)),
+    }
+}
+
+async fn patch_status(
+    api: &Api<StockPool>,
+    sp: &StockPool,
+    status: &StockPoolStatus,
+) -> Result<(), Error> {
+    let patch = json!({
+        "apiVersion": "kommerce.dev/v1alpha1",
+        "kind": "StockPool",
+        "status": status,
+    });
+    api.patch_status(
+        &sp.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+    .map_err(Error::PatchStatus)
+}
+
+fn with_conditions(sp: &StockPool, desired: &[Desired]) -> StockPoolStatus {
+    let previous = sp.status.clone().unwrap_or_default();
+    StockPoolStatus {
+        conditions: conditions::merge(
+            &previous.conditions,
+            desired,
+            sp.metadata.generation,
+            &Time(jiff::Timestamp::now()),
+        ),
+        ..previous
+    }
+}
+
+async fn report_failure(api: &Api<StockPool>, sp: &StockPool, error: Error) -> Error {
+    let desired = match &error {
+        Error::InvalidSpec(invalid) => desired::conditions_invalid(invalid),
+        e if e.is_redis() => desired::conditions_redis_failed(&e.to_string()),
+        _ => return error,
+    };
+    if let Err(e) = patch_status(api, sp, &with_conditions(sp, &desired)).await {
+        tracing::warn!(error = %e, "cannot write the failure into the status");
+    }
+    error
+}
+
+async fn apply(sp: &StockPool, ctx: &Context, api: &Api<StockPool>) -> Result<Action, Error> {
+    let v = match desired::validate(sp, &ctx.shared.settings.redis_url) {
+        Ok(v) => v,
+        Err(invalid) => return Err(report_failure(api, sp, Error::InvalidSpec(invalid)).await),
+    };
+    let me = desired::claim(sp, &v);
+    let key = desired::config_key(&v);
+    if let Some(owner) = older_claimant(&me, &ctx.claims()) {
+        let owner = owner.display();
+        let previous = sp.status.clone().unwrap_or_default();
+        if !conditions::is_true(&previous.conditions, RESOURCE_CONFLICT) {
+            ctx.event(
+                sp,
+                EventType::Warning,
+                reasons::CLAIMED_BY_OTHER,
+                "Reconcile",
+                format!("{key} is managed by the older StockPool {owner}; not applied"),
+            )
+            .await;
+        }
+        patch_status(
+            api,
+            sp,
+            &with_conditions(sp, &desired::conditions_conflict(&key, &owner)),
+        )
+        .await?;
+        return Ok(Action::requeue(
+            ctx.shared.settings.drift_interval.min(RECHECK_CONFLICT),
+        ));
+    }
+    match publish_and_count(sp, ctx, &v).await {
+        Ok((status, action)) => {
+            patch_status(api, sp, &status).await?;
+            Ok(action)
+        }
+        Err(e) => Err(report_failure(api, sp, e).await),
+    }
+}
+
+async fn publish_and_count(
+    sp: &StockPool,
+    ctx: &Context,
+    v: &Validated,
+) -> Result<(StockPoolStatus, Action), Error> {
+    let settings = &ctx.shared.settings;
+    let key = desired::config_key(v);
+    let hash = v.document.hash();
+    let mut conn = ctx.redis(&v.redis_url).await?;
+    let wrote = store::publish(
+        &mut conn,
+        &key,
+        &desired::channel(v),
+        &v.document.to_json(),
+        &hash,
+    )
+    .await
+    .map_err(|source| Error::Publish {
+        key: key.clone(),
+        source,
+    })?;
+    if wrote {
+        ctx.event(
+            sp,
+            EventType::Normal,
+            reasons::CONFIG_PUBLISHED,
+            "Publish",
+            format!("{key}: strategy {} (hash {hash})", v.document.strategy),
+        )
+        .await;
+    }
+    let pattern = desired::ack_pattern(v);
+    let acked = store::acknowledgements(&mut conn, &pattern)
+        .await
+        .map_err(|source| Error::ReadAcks { pattern, source })?;
+    let acks = Acks::count(&acked, &hash);
+
+    let previous = sp.status.clone().unwrap_or_default();
+    if acks.all_on_current() && !conditions::is_true(&previous.conditions, READY) {
+        ctx.event(
+            sp,
+            EventType::Normal,
+            reasons::ALL_ACKNOWLEDGED,
+            "Acknowledge",
+            acks.summary(&hash),
+        )
+        .await;
+    }
+    let conds = desired::conditions_acks(acks, &hash);
+    let status = StockPoolStatus {
+        conditions: conditions::merge(
+            &previous.conditions,
+            &conds,
+            sp.metadata.generation,
+            &Time(jiff::Timestamp::now()),
+        ),
+        observed_generation: sp.metadata.generation,
+        key: Some(key),
+        acknowledged: Some(acks.summary(&hash)),
+        hash: Some(hash),
+        instances: Some(i32::try_from(acks.live).unwrap_or(i32::MAX)),
+        acknowledged_instances: Some(i32::try_from(acks.current).unwrap_or(i32::MAX)),
+    };
+    let next = if acks.all_on_current() {
+        settings.stockpool_recheck
+    } else {
+        settings.stockpool_pending_recheck
+    };
+    Ok((status, Action::requeue(next)))
+}
+
+async fn cleanup(sp: &StockPool, ctx: &Context) -> Result<Action, Error> {
+    let Ok(v) = desired::validate(sp, &ctx.shared.settings.redis_url) else {
+        return Ok(Action::await_change());
+    };
+    if older_claimant(&desired::claim(sp, &v), &ctx.claims()).is_some() {
+        return Ok(Action::await_change());
+    }
+    let key = desired::config_key(&v);
+    let mut conn = ctx.redis(&v.redis_url).await?;
+    store::remove(
+        &mut conn,
+        &key,
+        &desired::channel(&v),
+        desired::DEFAULT_HASH,
+    )
+    .await
+    .map_err(|source| Error::Remove {
+        key: key.clone(),
+        source,
+    })?;
+    ctx.event(
+        sp,
+        EventType::Normal,
+        reasons::CONFIG_REMOVED,
+        "Delete",
+        format!("deleted {key}; item services fall back to their default"),
+    )
+    .await;
+    Ok(Action::await_change())
+}

@@ -1,0 +1,233 @@
+//! The test harness: a real Kubernetes API server for custom resources (started by
+//! `scripts/control-plane.sh`, idempotent), the real Kafka-protocol broker on 127.0.0.1:9092
+//! and the real Redis on 127.0.0.1:6379. Every test works in its own namespace with its own
+//! topic names and Redis key prefix, and runs the controllers in-process watching only that
+//! namespace, so tests run in parallel with each other and with the rest of the workspace.
+//!
+//! `KOMMERCE_TEST_KUBECONFIG` points the tests at another API server (then the script is not
+//! run); by default they use `$KOMMERCE_STATE_DIR/control-plane/kubeconfig`
+//! (`~/.cache/kommerce/control-plane/kubeconfig`).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kommerce_operator::cli::Settings;
+use kommerce_operator::context::Shared;
+use kube::api::{Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::{conditions, wait::await_condition};
+use kube::{Api, Client, Config};
+use serde_json::json;
+use tokio::sync::watch;
+
+pub const KAFKA: &str = "127.0.0.1:9092";
+pub const REDIS: &str = "redis://127.0.0.1:6379";
+
+/// Polls `check` until it returns `Some`, for at most `timeout`.
+pub async fn eventually<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Where the kubeconfig is: `KOMMERCE_TEST_KUBECONFIG`, else the control plane's, which this
+/// starts (building it on first use) with `scripts/control-plane.sh up`.
+pub fn kubeconfig_path() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Ok(path) = std::env::var("KOMMERCE_TEST_KUBECONFIG") {
+            return PathBuf::from(path);
+        }
+        let out = std::process::Command::new("bash")
+            .arg(repo_dir().join("scripts/control-plane.sh"))
+            .arg("up")
+            .output()
+            .expect("run scripts/control-plane.sh");
+        assert!(
+            out.status.success(),
+            "scripts/control-plane.sh up failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let path = stdout
+            .lines()
+            .find_map(|l| {
+                l.split_once("KUBECONFIG=")
+                    .map(|(_, p)| p.trim().to_owned())
+            })
+            .expect("control-plane.sh prints KUBECONFIG=");
+        PathBuf::from(path)
+    })
+    .clone()
+}
+
+pub async fn client() -> Client {
+    let path = kubeconfig_path();
+    let kubeconfig =
+        Kubeconfig::read_from(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    Client::try_from(config).expect("client")
+}
+
+/// CRDs this server lacks because it has no core API, needed by the operator's runtime:
+/// `coordination.k8s.io/v1` Lease (leader election) and `events.k8s.io/v1` Event. Served as
+/// schemaless custom resources so the real Lease/Event types work against them unchanged.
+fn stand_in_crds() -> Vec<CustomResourceDefinition> {
+    let crd = |group: &str, kind: &str, plural: &str| {
+        serde_json::from_value(json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {
+                "name": format!("{plural}.{group}"),
+                "annotations": { "api-approved.kubernetes.io": "unapproved, test stand-in for the core API" },
+            },
+            "spec": {
+                "group": group,
+                "names": { "kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List") },
+                "scope": "Namespaced",
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } },
+                }],
+            },
+        }))
+        .unwrap()
+    };
+    vec![
+        crd("coordination.k8s.io", "Lease", "leases"),
+        crd("events.k8s.io", "Event", "events"),
+    ]
+}
+
+/// Installs (server-side apply, idempotent) the generated CRDs and the stand-ins, and waits
+/// until they are established.
+pub async fn install_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let ssa = PatchParams::apply("kommerce-tests").force();
+    for crd in kommerce_crds::all().into_iter().chain(stand_in_crds()) {
+        let name = crd.metadata.name.clone().unwrap();
+        api.patch(&name, &ssa, &Patch::Apply(&crd))
+            .await
+            .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("CRD {name} not established"))
+        .unwrap();
+    }
+}
+
+/// A namespace of its own (this server needs no Namespace object).
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+pub fn settings(namespace: &str) -> Settings {
+    Settings {
+        kafka_bootstrap: KAFKA.into(),
+        redis_url: REDIS.into(),
+        drift_interval: Duration::from_secs(1),
+        stockpool_recheck: Duration::from_secs(1),
+        stockpool_pending_recheck: Duration::from_millis(200),
+        backend_timeout: Duration::from_secs(3),
+        namespace: Some(namespace.into()),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        leader_election: false,
+        lease_name: "kommerce-operator".into(),
+        lease_namespace: namespace.into(),
+        lease_duration: Duration::from_secs(15),
+        identity: unique("test-operator"),
+        log_filter: "warn".into(),
+        text_logs: true,
+    }
+}
+
+/// The controllers of one test, stopped when dropped.
+pub struct Operator {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Installs the CRDs and runs both controllers on `settings.namespace`.
+pub async fn start_operator(client: &Client, settings: Settings) -> Operator {
+    kommerce_kit::telemetry::init(
+        "kommerce-operator-test",
+        &kommerce_kit::TelemetrySettings {
+            log_filter: "warn".into(),
+            json: false,
+        },
+    );
+    install_crds(client).await;
+    kommerce_operator::metrics::install();
+    let shared = Arc::new(Shared::new(client.clone(), settings));
+    let (stop, rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(kommerce_operator::saga_topic::run(
+            shared.clone(),
+            kommerce_operator::stop_signal(rx.clone()),
+        )),
+        tokio::spawn(kommerce_operator::stock_pool::run(
+            shared,
+            kommerce_operator::stop_signal(rx),
+        )),
+    ];
+    Operator { stop, tasks }
+}
+
+/// `kubectl` against the test API server.
+pub fn kubectl(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig_path())
+        .args(args)
+        .output()
+        .expect("kubectl runs")
+}
+
+/// The condition of `type_` in a status's conditions, as (status, reason).
+pub fn condition(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    type_: &str,
+) -> Option<(String, String)> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
