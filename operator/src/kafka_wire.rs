@@ -3,7 +3,7 @@
 //! `AlterConfigs` that rdkafka wraps replaces a topic's whole config and is not implemented by
 //! every Kafka-protocol broker (tansu has only the incremental one), while
 //! `IncrementalAlterConfigs` (Kafka ≥ 2.3) sets or deletes individual keys — exactly what
-//! drift correction wants. See `docs/adr/0005-operator-kafka-admin.md`.
+//! drift correction wants. See `docs/adr/0005-operator-kafka-admin-and-test-control-plane.md`.
 //!
 //! Encoding and decoding are pure functions with byte-level tests; [`alter_topic_config`] is the
 //! thin TCP shell (one connection per call, to the first bootstrap server that accepts it).

@@ -95,6 +95,10 @@ async fn cel_rules_reject_a_partition_decrease_a_topic_rename_and_bad_configs() 
         "{msg}"
     );
 
+    api.delete("orders", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+
     let pools: Api<StockPool> = Api::namespaced(client, &ns);
     let bad_pool = json!({
         "apiVersion": "kommerce.dev/v1alpha1", "kind": "StockPool", "metadata": { "name": "default" },
