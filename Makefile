@@ -6,7 +6,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BIN        := $(TARGET_DIR)/debug
 NEXTEST    := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help deps build migrate up test test-rust lint fmt bench
+.PHONY: help deps control-plane build migrate up test test-rust lint fmt bench
 
 help:
 	@echo "make up     run every service + the local router on 127.0.0.1:8080 (Ctrl-C stops)"
@@ -16,6 +16,9 @@ help:
 
 deps:
 	@bash scripts/deps.sh
+
+# The operator's tests need a Kubernetes API server for custom resources (built once, cached).
+control-plane:
 	@bash scripts/control-plane.sh up
 
 build:
@@ -28,7 +31,7 @@ migrate: deps build
 up: deps build
 	$(BIN)/kommerce up
 
-test: deps test-rust
+test: deps control-plane test-rust
 
 test-rust:
 ifeq ($(NEXTEST),yes)

@@ -107,8 +107,15 @@ async fn main() -> anyhow::Result<()> {
                 .parent()
                 .map(PathBuf::from)
                 .context("no directory for the binaries")?;
-            let state_dir = std::env::var_os("KOMMERCE_STATE_DIR")
-                .map_or_else(|| std::env::temp_dir().join("kommerce"), PathBuf::from);
+            // The same state directory as scripts/deps.sh.
+            let state_dir = std::env::var_os("KOMMERCE_STATE_DIR").map_or_else(
+                || {
+                    std::env::home_dir()
+                        .unwrap_or_else(std::env::temp_dir)
+                        .join(".cache/kommerce")
+                },
+                PathBuf::from,
+            );
             let admin = match admin_email {
                 Some(email) => Some((email, admin_password()?)),
                 None => None,
