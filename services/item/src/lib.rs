@@ -13,11 +13,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
-use kommerce_kit::auth::{KeyError, TokenVerifier};
+use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::cache::Redis;
-use kommerce_kit::db::DbError;
 use kommerce_kit::http::{Readiness, service_router};
-use kommerce_kit::server::Server;
+use kommerce_kit::server::{Server, StartError};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -41,18 +40,6 @@ impl FromRef<AppState> for Arc<TokenVerifier> {
     fn from_ref(state: &AppState) -> Self {
         state.verifier.clone()
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error("cannot connect to Redis")]
-    Redis(#[source] redis::RedisError),
-    #[error(transparent)]
-    Keys(#[from] KeyError),
-    #[error("cannot bind the HTTP port")]
-    Bind(#[source] std::io::Error),
 }
 
 pub fn router(state: AppState) -> Router {

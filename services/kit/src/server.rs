@@ -9,6 +9,22 @@ use tokio::net::TcpListener;
 
 use crate::HttpSettings;
 
+/// Why a service could not start. Every service's `App::build` returns it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error("cannot connect to Redis")]
+    Redis(#[source] redis::RedisError),
+    #[error(transparent)]
+    Keys(#[from] crate::auth::KeyError),
+    #[error("cannot bind the HTTP port")]
+    Bind(#[source] std::io::Error),
+    /// A service-specific start-up step failed (the message names it).
+    #[error("{0}")]
+    Setup(String),
+}
+
 /// A bound, not yet serving HTTP server. Binding port 0 picks a free port (tests).
 #[derive(Debug)]
 pub struct Server {

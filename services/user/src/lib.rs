@@ -13,11 +13,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
-use kommerce_kit::auth::{KeyError, TokenSigner, TokenVerifier};
+use kommerce_kit::auth::{TokenSigner, TokenVerifier};
 use kommerce_kit::cache::Redis;
-use kommerce_kit::db::DbError;
 use kommerce_kit::http::{ApiError, Readiness, service_router};
-use kommerce_kit::server::Server;
+use kommerce_kit::server::{Server, StartError};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -42,20 +41,6 @@ impl FromRef<AppState> for Arc<TokenVerifier> {
     fn from_ref(state: &AppState) -> Self {
         state.verifier.clone()
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error("cannot connect to Redis")]
-    Redis(#[source] redis::RedisError),
-    #[error(transparent)]
-    Keys(#[from] KeyError),
-    #[error("cannot bootstrap the admin account: {0}")]
-    Admin(ApiError),
-    #[error("cannot bind the HTTP port")]
-    Bind(#[source] std::io::Error),
 }
 
 /// The API routes (without the kit's health, metrics and layers).
@@ -95,7 +80,7 @@ impl App {
                 &settings.user.bootstrap_admin_phone,
             )
             .await
-            .map_err(StartError::Admin)?;
+            .map_err(|e| StartError::Setup(format!("cannot bootstrap the admin account: {e}")))?;
             tracing::info!(created, "admin account ensured");
         }
         let state = AppState {

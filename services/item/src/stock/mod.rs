@@ -90,7 +90,7 @@ impl Stock {
         policy: watch::Receiver<Arc<Applied>>,
         marker_ttl_secs: u64,
     ) -> Self {
-        let writer = writer::Writer::start(db.clone());
+        let writer = writer::Writer::start(&db);
         Self {
             db,
             redis,

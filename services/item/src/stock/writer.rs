@@ -12,6 +12,8 @@ use crate::domain::stock::Line;
 
 /// The most rows one statement writes.
 const MAX_BATCH: usize = 512;
+/// Batches in flight at once: while one waits for its commit's fsync, the next is written.
+const WRITERS: usize = 4;
 
 /// One answer to record: a reservation (with its lines, written as unapplied ledger rows) or a
 /// refusal.
@@ -32,9 +34,12 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(db: PgPool) -> Self {
+    pub fn start(db: &PgPool) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(db, rx));
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..WRITERS {
+            tokio::spawn(run(db.clone(), rx.clone()));
+        }
         Self { tx }
     }
 
@@ -50,10 +55,17 @@ impl Writer {
     }
 }
 
-async fn run(db: PgPool, mut rx: mpsc::Receiver<(Record, Reply)>) {
+async fn run(db: PgPool, rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<(Record, Reply)>>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        // Take whatever is queued (at least one), then let the next writer collect while this
+        // batch is written.
+        let received = rx.lock().await.recv_many(&mut batch, MAX_BATCH).await;
+        if received == 0 {
+            return;
+        }
         let started = std::time::Instant::now();
+        // Ids in a fixed order, so two batches holding a repeated id cannot deadlock.
         let outcome = write(&db, &batch).await;
         #[allow(clippy::cast_precision_loss)]
         metrics::histogram!("stock_answer_batch_size").record(batch.len() as f64);
@@ -94,7 +106,8 @@ async fn write(db: &PgPool, batch: &[(Record, Reply)]) -> Result<Vec<Uuid>, Stri
         "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::jsonb[]) \
                         AS t(id, status, http_status, answer)), \
               r AS (INSERT INTO reservations (id, status, http_status, answer) \
-                    SELECT id, status, http_status, answer FROM input ON CONFLICT (id) DO NOTHING RETURNING id), \
+                    SELECT id, status, http_status, answer FROM input ORDER BY id \
+                    ON CONFLICT (id) DO NOTHING RETURNING id), \
               lines AS (SELECT * FROM unnest($5::uuid[], $6::uuid[], $7::int[]) AS u(rid, item, qty)), \
               l AS (INSERT INTO reservation_lines (reservation_id, item_id, qty) \
                     SELECT lines.rid, lines.item, lines.qty FROM lines JOIN r ON r.id = lines.rid), \
