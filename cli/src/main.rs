@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kommerce::supervisor::{UpOptions, migrate, up};
+use kommerce_item::domain::stock::Strategy;
 
 /// Kommerce: run the platform locally and manage it.
 #[derive(Debug, Parser)]
@@ -58,6 +59,9 @@ enum Command {
 enum BenchCommand {
     /// One hot SKU, concurrent buyers, every stock strategy through the reservation API.
     Stock {
+        /// Strategies to run, comma-separated; the first is the baseline of the ratios.
+        #[arg(long, value_delimiter = ',', default_value = "spinLock,conditionalUpdate,reservation", value_parser = parse_strategy)]
+        strategies: Vec<Strategy>,
         #[arg(long, default_value_t = 64)]
         buyers: usize,
         #[arg(long, default_value_t = 3000)]
@@ -81,6 +85,11 @@ enum UserCommand {
         #[arg(long, default_value = "+10000000000")]
         phone: String,
     },
+}
+
+fn parse_strategy(s: &str) -> Result<Strategy, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("{s}: expected spinLock, conditionalUpdate or reservation"))
 }
 
 fn admin_password() -> anyhow::Result<String> {
@@ -135,19 +144,26 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench {
             command:
                 BenchCommand::Stock {
+                    strategies,
                     buyers,
                     attempts,
                     stock,
                     out,
                 },
-        } => kommerce::bench::stock(kommerce::bench::StockBench {
-            buyers,
-            attempts,
-            stock,
-            out_dir: out,
-        })
-        .await
-        .map(drop),
+        } => {
+            let bench = kommerce::bench::stock(kommerce::bench::StockBench {
+                strategies,
+                buyers,
+                attempts,
+                stock,
+                out_dir: out,
+            });
+            // The in-process item service listens for SIGTERM too: stop the whole run on it.
+            tokio::select! {
+                result = bench => result.map(drop),
+                () = kommerce_kit::server::shutdown_signal() => Ok(()),
+            }
+        }
         Command::User {
             command: UserCommand::CreateAdmin { email, name, phone },
         } => {
