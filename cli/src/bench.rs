@@ -424,6 +424,7 @@ mod tests {
         let svg = chart(
             &[r("spinLock", 10.0), r("reservation", 200.0)],
             &StockBench {
+                strategies: vec![Strategy::SpinLock, Strategy::Reservation],
                 buyers: 64,
                 attempts: 1,
                 stock: 1,
