@@ -9,6 +9,7 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kommerce_kit::KafkaSettings;
@@ -719,5 +720,57 @@ async fn in_a_cluster_services_only_check_their_topics() {
     assert!(
         err.to_string().contains(&missing) && err.to_string().contains(".dlq"),
         "{err}"
+    );
+}
+
+/// A credit whose handler announces that it started and then waits to be let go: the test
+/// stops the consumer while the message is in hand, deterministically.
+struct HeldCredit {
+    started: Arc<tokio::sync::Notify>,
+    go: Arc<tokio::sync::Notify>,
+}
+
+impl Handler for HeldCredit {
+    async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+        self.started.notify_one();
+        self.go.notified().await;
+        Credit { instance: "held" }.handle(tx, event).await
+    }
+}
+
+#[tokio::test]
+async fn a_graceful_stop_finishes_the_message_in_hand() {
+    let env = env(1).await;
+    let ids = publish(&env.db.pool, &env.topic, &credits(1, 1), true).await;
+    let relay = start_relay(&env, Hooks::default());
+    let (started, go) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let handler = HeldCredit {
+        started: started.clone(),
+        go: go.clone(),
+    };
+    let consumer = Consumer::new(
+        env.db.pool.clone(),
+        &env.kafka,
+        &env.group,
+        &[&env.topic],
+        handler,
+    )
+    .unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(consumer.run(async move { stopped.await.ok().unwrap_or(()) }));
+    // The message is in the handler's hands; now stop, then let the handler finish.
+    started.notified().await;
+    stop.send(()).unwrap();
+    go.notify_one();
+    running.await.unwrap().unwrap();
+    relay.stop().await.unwrap();
+    assert_exactly_once(&env.db.pool, &ids).await;
+    assert_eq!(
+        committed(&env),
+        1,
+        "its offset was committed before the consumer stopped"
     );
 }
