@@ -431,3 +431,58 @@ async fn a_redis_restart_loses_no_acknowledged_reservation_and_oversells_nothing
     assert_eq!(app.available(&item).await, 0);
     app.assert_ledger_explains_stock().await;
 }
+
+#[tokio::test]
+async fn the_warm_reservation_gate_still_refuses_items_taken_off_sale() {
+    let app = TestApp::spawn().await;
+    app.strategy(Strategy::Reservation).await;
+    let cat = app.category("Tea", None).await;
+    let a = app.item(&cat, "Sencha", 1200, 10).await;
+    // Warm the gate's counter with a first reservation.
+    assert_eq!(
+        app.reserve_one(Uuid::new_v4(), &a, 1).await.0,
+        StatusCode::CREATED
+    );
+    app.send(
+        Method::PATCH,
+        &format!("/api/v1/items/{a}"),
+        Some(&app.admin),
+        Some(&json!({"status": "hidden"})),
+    )
+    .await;
+    let (status, p) = app.reserve_one(Uuid::new_v4(), &a, 1).await;
+    assert_eq!(
+        (status, p["lines"][0]["reason"].as_str()),
+        (StatusCode::CONFLICT, Some("not_on_sale"))
+    );
+    // Back on sale: the gate is rebuilt from PostgreSQL and sells the rest, not more.
+    app.send(
+        Method::PATCH,
+        &format!("/api/v1/items/{a}"),
+        Some(&app.admin),
+        Some(&json!({"status": "on_sale"})),
+    )
+    .await;
+    let results = join_all((0..15).map(|_| app.reserve_one(Uuid::new_v4(), &a, 1))).await;
+    assert_eq!(
+        results
+            .iter()
+            .filter(|(s, _)| *s == StatusCode::CREATED)
+            .count(),
+        9
+    );
+    // Deleted: refused as unknown.
+    app.send(
+        Method::DELETE,
+        &format!("/api/v1/items/{a}"),
+        Some(&app.admin),
+        None,
+    )
+    .await;
+    let (status, p) = app.reserve_one(Uuid::new_v4(), &a, 1).await;
+    assert_eq!(
+        (status, p["lines"][0]["reason"].as_str()),
+        (StatusCode::CONFLICT, Some("unknown_item"))
+    );
+    app.assert_ledger_explains_stock().await;
+}

@@ -75,6 +75,9 @@ pub async fn update(
     let id = path_id(&id, "item")?;
     let patch = ItemPatch::try_from(body)?;
     let item = store::update_item(&s.db, id, &patch).await?;
+    if patch.status.is_some() {
+        s.stock.status_changed(id).await;
+    }
     changed(&s, id).await;
     Ok(Json(item))
 }
@@ -87,6 +90,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(&id, "item")?;
     store::delete_item(&s.db, id).await?;
+    s.stock.status_changed(id).await;
     changed(&s, id).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -240,7 +240,54 @@ pub async fn end(redis: &Redis, lines: &[Line], give_back: bool) {
     }
 }
 
-/// The `reservation` strategy.
+/// One pass of the gate: `None` when a counter is cold (missing), so PostgreSQL must decide.
+async fn attempt(
+    db: &PgPool,
+    redis: &Redis,
+    writer: &Writer,
+    r: &Reservation,
+    marker_ttl_secs: u64,
+) -> Result<Option<Outcome>, ApiError> {
+    let keys = gate_keys(redis, r);
+    let mut args: Vec<i64> = r.lines.iter().map(|l| i64::from(l.qty)).collect();
+    args.push(i64::try_from(marker_ttl_secs).unwrap_or(86_400));
+    let verdict = run(redis, &GATE, &keys, &args)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    match verdict.first().map(String::as_str) {
+        Some("ok") => record(db, redis, writer, r).await.map(Some),
+        Some("short") => Ok(Some(Outcome::Short(shortages(&verdict, &r.lines)))),
+        Some("dup") => match store::answer(db, r.id).await? {
+            Some(first) => Ok(Some(Outcome::Repeat(first))),
+            None => Err(ApiError::Unavailable {
+                detail: "this reservation is being processed".into(),
+                retry_after: 1,
+            }),
+        },
+        Some("cold") => Ok(None),
+        other => Err(ApiError::internal(format!(
+            "unexpected gate verdict {other:?}"
+        ))),
+    }
+}
+
+/// The `reservation` strategy's fast path, before any PostgreSQL read: counters exist only for
+/// items on sale (reconcile creates none for others, and a status change or delete removes
+/// them), so a warm gate can decide alone; a repeated id is caught by its marker, or by the
+/// answer's primary key when the write conflicts. `None`: cold, ask PostgreSQL first.
+pub async fn reserve_fast(
+    db: &PgPool,
+    redis: &Redis,
+    writer: &Writer,
+    r: &Reservation,
+    marker_ttl_secs: u64,
+) -> Result<Option<Outcome>, ApiError> {
+    attempt(db, redis, writer, r, marker_ttl_secs).await
+}
+
+/// The `reservation` strategy, once PostgreSQL has found every item on sale: rebuilds cold
+/// counters and retries; counters that stay cold (work in flight on them) leave the decision to
+/// the database guard.
 pub async fn reserve(
     db: &PgPool,
     redis: &Redis,
@@ -248,41 +295,32 @@ pub async fn reserve(
     r: &Reservation,
     marker_ttl_secs: u64,
 ) -> Result<Outcome, ApiError> {
-    let keys = gate_keys(redis, r);
-    let mut args: Vec<i64> = r.lines.iter().map(|l| i64::from(l.qty)).collect();
-    args.push(i64::try_from(marker_ttl_secs).unwrap_or(86_400));
     for _ in 0..3 {
-        let verdict = run(redis, &GATE, &keys, &args)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        match verdict.first().map(String::as_str) {
-            Some("ok") => return record(db, redis, writer, r).await,
-            Some("short") => return Ok(Outcome::Short(shortages(&verdict, &r.lines))),
-            Some("dup") => {
-                return match store::answer(db, r.id).await? {
-                    Some(first) => Ok(Outcome::Repeat(first)),
-                    None => Err(ApiError::Unavailable {
-                        detail: "this reservation is being processed".into(),
-                        retry_after: 1,
-                    }),
-                };
-            }
-            Some("cold") => {
-                let items: Vec<Uuid> = r.lines.iter().map(|l| l.item_id).collect();
-                reconcile(db, redis, &items)
-                    .await
-                    .map_err(ApiError::internal)?;
-            }
-            other => {
-                return Err(ApiError::internal(format!(
-                    "unexpected gate verdict {other:?}"
-                )));
-            }
+        if let Some(outcome) = attempt(db, redis, writer, r, marker_ttl_secs).await? {
+            return Ok(outcome);
         }
+        let items: Vec<Uuid> = r.lines.iter().map(|l| l.item_id).collect();
+        reconcile(db, redis, &items)
+            .await
+            .map_err(ApiError::internal)?;
     }
-    // Counters that stay cold (work in flight on them): PostgreSQL alone decides.
     tracing::warn!("stock counters not ready; reserving through the database guard");
     store::reserve_guarded(db, redis, r).await
+}
+
+/// Removes an item's counter (its status changed, or it was deleted): the gate then sends its
+/// reservations to PostgreSQL, which knows the status. The generation moves, so a reconcile
+/// that read the old status cannot bring the counter back.
+pub async fn forget(redis: &Redis, item: Uuid) {
+    let forgot: redis::RedisResult<()> = redis::pipe()
+        .atomic()
+        .del(avail(redis, item))
+        .incr(generation(redis, item), 1)
+        .query_async(&mut redis.conn())
+        .await;
+    if let Err(e) = forgot {
+        tracing::error!(error = %e, %item, "stock counter not removed after a status change");
+    }
 }
 
 async fn record(
@@ -321,8 +359,8 @@ async fn record(
     }
 }
 
-/// Rebuilds the counters of `items` from PostgreSQL, skipping any counter that changed or has
-/// work in flight since PostgreSQL was read. Returns how many were set.
+/// Rebuilds the counters of `items` that are on sale from PostgreSQL, skipping any counter that
+/// changed or has work in flight since PostgreSQL was read. Returns how many were set.
 pub async fn reconcile(
     db: &PgPool,
     redis: &Redis,
@@ -336,7 +374,7 @@ pub async fn reconcile(
             .arg(&gen_keys)
             .query_async(&mut conn)
             .await?;
-        let available = store::available(db, chunk).await?;
+        let available = store::available_for_sale(db, chunk).await?;
         for (item, generation_before) in chunk.iter().zip(gens) {
             let Some(units) = available.get(item) else {
                 continue;

@@ -107,20 +107,32 @@ impl Stock {
     /// Reserves every line or none. A repeated id gets its first answer and changes nothing.
     #[tracing::instrument(skip_all, fields(reservation = %r.id))]
     pub async fn reserve(&self, r: &Reservation) -> Result<Answer, ApiError> {
-        let refusals = match store::precheck(&self.db, r.id, &r.lines).await? {
-            store::Precheck::Answered(first) => return Ok(first),
-            store::Precheck::Unavailable(refusals) => refusals,
-        };
-        if !refusals.is_empty() {
-            return self.record_refusal(r.id, refused(r, &refusals)).await;
-        }
         let applied = self.policy();
         let started = std::time::Instant::now();
-        let outcome = match applied.policy.strategy {
-            Strategy::ConditionalUpdate => store::reserve_guarded(&self.db, &self.redis, r).await,
-            Strategy::SpinLock => self.reserve_locked(r, &applied.policy).await,
-            Strategy::Reservation => {
-                gate::reserve(&self.db, &self.redis, &self.writer, r, self.marker_ttl_secs).await
+        let fast = if applied.policy.strategy == Strategy::Reservation {
+            gate::reserve_fast(&self.db, &self.redis, &self.writer, r, self.marker_ttl_secs).await?
+        } else {
+            None
+        };
+        let outcome = if let Some(outcome) = fast {
+            Ok(outcome)
+        } else {
+            let refusals = match store::precheck(&self.db, r.id, &r.lines).await? {
+                store::Precheck::Answered(first) => return Ok(first),
+                store::Precheck::Unavailable(refusals) => refusals,
+            };
+            if !refusals.is_empty() {
+                return self.record_refusal(r.id, refused(r, &refusals)).await;
+            }
+            match applied.policy.strategy {
+                Strategy::ConditionalUpdate => {
+                    store::reserve_guarded(&self.db, &self.redis, r).await
+                }
+                Strategy::SpinLock => self.reserve_locked(r, &applied.policy).await,
+                Strategy::Reservation => {
+                    gate::reserve(&self.db, &self.redis, &self.writer, r, self.marker_ttl_secs)
+                        .await
+                }
             }
         };
         let strategy = applied.policy.strategy.as_str();
@@ -191,6 +203,11 @@ impl Stock {
         let stock = store::adjust(&self.db, &self.redis, item, a).await?;
         self.invalidate(&[line]).await;
         Ok(stock)
+    }
+
+    /// An item's status changed or it was deleted: the gate must ask PostgreSQL again.
+    pub async fn status_changed(&self, item: Uuid) {
+        gate::forget(&self.redis, item).await;
     }
 
     async fn invalidate(&self, lines: &[Line]) {

@@ -158,6 +158,22 @@ pub async fn available(db: &PgPool, items: &[Uuid]) -> Result<HashMap<Uuid, i64>
     Ok(rows.into_iter().collect())
 }
 
+/// Like [`available`], for live items on sale only: the ones the gate may hold counters for.
+pub async fn available_for_sale(
+    db: &PgPool,
+    items: &[Uuid],
+) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT i.id, i.stock + COALESCE((SELECT sum(delta) FROM stock_ledger l \
+         WHERE l.item_id = i.id AND NOT l.applied), 0)::bigint FROM items i \
+         WHERE i.id = ANY($1) AND i.deleted_at IS NULL AND i.status = 'on_sale'",
+    )
+    .bind(items)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 pub(crate) async fn shortages(db: &PgPool, lines: &[Line]) -> Result<Vec<Refusal>, ApiError> {
     let ids: Vec<Uuid> = lines.iter().map(|l| l.item_id).collect();
     let avail = available(db, &ids).await?;
