@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::catalogue::{CategoryPatch, ItemPatch, NewCategory, NewItem};
 use crate::domain::listing::{Cursor, ListQuery, Sort};
+use crate::stock::AVAILABLE;
 
 #[derive(Debug, Clone, Serialize, FromRow)]
 pub struct Category {
@@ -171,10 +172,10 @@ pub struct Item {
     pub deleted_at: Option<OffsetDateTime>,
 }
 
+/// The item columns but `stock`, which every query adds as [`AVAILABLE`] (`{AVAILABLE} AS stock`).
 const ITEM_COLUMNS: &str = "items.id, items.name, items.description, items.price_minor, items.category_id, \
-     items.status, (items.stock + COALESCE((SELECT sum(l.delta) FROM stock_ledger l \
-     WHERE l.item_id = items.id AND NOT l.applied), 0))::bigint AS stock, items.image_ids, \
-     items.rating_avg, items.rating_count, items.sold_count, items.created_at, items.updated_at, items.deleted_at";
+     items.status, items.image_ids, items.rating_avg, items.rating_count, items.sold_count, \
+     items.created_at, items.updated_at, items.deleted_at";
 
 fn item_error(e: sqlx::Error) -> ApiError {
     if is_constraint(&e, "items_category_id_fkey") {
@@ -214,12 +215,12 @@ pub async fn create_item(db: &PgPool, i: &NewItem) -> Result<Item, ApiError> {
 }
 
 pub async fn item(db: &PgPool, id: Uuid) -> Result<Option<Item>, ApiError> {
-    Ok(
-        sqlx::query_as::<_, Item>(&format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(db)
-            .await?,
-    )
+    Ok(sqlx::query_as::<_, Item>(&format!(
+        "SELECT {ITEM_COLUMNS}, {AVAILABLE} AS stock FROM items WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?)
 }
 
 pub async fn update_item(db: &PgPool, id: Uuid, p: &ItemPatch) -> Result<Item, ApiError> {
@@ -262,7 +263,7 @@ pub async fn delete_item(db: &PgPool, id: Uuid) -> Result<(), ApiError> {
 
 pub async fn items_by_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<Item>, ApiError> {
     Ok(sqlx::query_as::<_, Item>(&format!(
-        "SELECT {ITEM_COLUMNS} FROM items WHERE id = ANY($1) ORDER BY id"
+        "SELECT {ITEM_COLUMNS}, {AVAILABLE} AS stock FROM items WHERE id = ANY($1) ORDER BY id"
     ))
     .bind(ids)
     .fetch_all(db)
@@ -314,7 +315,7 @@ fn bind_cursor(b: &mut QueryBuilder<'_, Postgres>, sort: Sort, c: &Cursor) -> Re
 /// One page of the public listing and the cursor of the next page.
 pub async fn list(db: &PgPool, q: &ListQuery) -> Result<(Vec<Item>, Option<String>), ApiError> {
     let mut b = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {ITEM_COLUMNS} FROM items WHERE items.deleted_at IS NULL AND items.status <> 'hidden'"
+        "SELECT {ITEM_COLUMNS}, {AVAILABLE} AS stock FROM items WHERE items.deleted_at IS NULL AND items.status <> 'hidden'"
     ));
     if let Some(category) = q.category {
         b.push(
@@ -337,7 +338,7 @@ pub async fn list(db: &PgPool, q: &ListQuery) -> Result<(Vec<Item>, Option<Strin
         b.push(" AND items.price_minor <= ").push_bind(max);
     }
     if q.in_stock {
-        b.push(" AND items.stock + COALESCE((SELECT sum(l.delta) FROM stock_ledger l WHERE l.item_id = items.id AND NOT l.applied), 0) > 0");
+        b.push(format!(" AND {AVAILABLE} > 0"));
     }
     if let Some(c) = &q.cursor {
         bind_cursor(&mut b, q.sort, c)?;

@@ -202,10 +202,7 @@ impl TokenVerifier {
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "token revocation check failed");
-                ApiError::Unavailable {
-                    detail: "authentication is temporarily unavailable".into(),
-                    retry_after: 1,
-                }
+                ApiError::unavailable("authentication is temporarily unavailable")
             })?;
         if revoked > 0 {
             return Err(ApiError::Unauthorized);

@@ -46,10 +46,7 @@ pub struct Rotated {
 
 fn unavailable(e: &redis::RedisError) -> ApiError {
     tracing::error!(error = %e, "session store failed");
-    ApiError::Unavailable {
-        detail: "sessions are temporarily unavailable".into(),
-        retry_after: 1,
-    }
+    ApiError::unavailable("sessions are temporarily unavailable")
 }
 
 fn token_hash(token: &str) -> String {

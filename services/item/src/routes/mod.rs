@@ -11,7 +11,6 @@ use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
 use axum::routing::{delete, get, patch, post};
 use kommerce_kit::http::ApiError;
-use uuid::Uuid;
 
 use crate::AppState;
 
@@ -49,7 +48,4 @@ pub(crate) fn params(
         .map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
-/// A path id that is not a UUID names nothing: 404, like an unknown id.
-pub(crate) fn path_id(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound(what))
-}
+pub(crate) use kommerce_kit::http::path_id;

@@ -140,10 +140,7 @@ fn gate_keys(redis: &Redis, r: &Reservation) -> Vec<String> {
 
 fn unavailable(e: &redis::RedisError) -> ApiError {
     tracing::error!(error = %e, "stock counters unreachable");
-    ApiError::Unavailable {
-        detail: "stock is temporarily unavailable; nothing was changed".into(),
-        retry_after: 1,
-    }
+    ApiError::unavailable("stock is temporarily unavailable; nothing was changed")
 }
 
 async fn run(
@@ -259,10 +256,7 @@ async fn attempt(
         Some("short") => Ok(Some(Outcome::Short(shortages(&verdict, &r.lines)))),
         Some("dup") => match store::answer(db, r.id).await? {
             Some(first) => Ok(Some(Outcome::Repeat(first))),
-            None => Err(ApiError::Unavailable {
-                detail: "this reservation is being processed".into(),
-                retry_after: 1,
-            }),
+            None => Err(ApiError::unavailable("this reservation is being processed")),
         },
         Some("cold") => Ok(None),
         other => Err(ApiError::internal(format!(
@@ -374,7 +368,7 @@ pub async fn reconcile(
             .arg(&gen_keys)
             .query_async(&mut conn)
             .await?;
-        let available = store::available_for_sale(db, chunk).await?;
+        let available = store::available(db, chunk, true).await?;
         for (item, generation_before) in chunk.iter().zip(gens) {
             let Some(units) = available.get(item) else {
                 continue;

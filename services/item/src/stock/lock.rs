@@ -80,20 +80,18 @@ pub async fn acquire_all(
                 Err(e) => {
                     held.release().await;
                     tracing::error!(error = %e, "lock store unreachable");
-                    return Err(ApiError::Unavailable {
-                        detail: "stock is temporarily unavailable; nothing was changed".into(),
-                        retry_after: 1,
-                    });
+                    return Err(ApiError::unavailable(
+                        "stock is temporarily unavailable; nothing was changed",
+                    ));
                 }
             }
             let now = Instant::now();
             if now >= deadline {
                 held.release().await;
                 metrics::counter!("stock_lock_timeouts_total").increment(1);
-                return Err(ApiError::Unavailable {
-                    detail: "stock is busy; nothing was changed, try again".into(),
-                    retry_after: 1,
-                });
+                return Err(ApiError::unavailable(
+                    "stock is busy; nothing was changed, try again",
+                ));
             }
             let unit: f64 = rand::rng().random();
             let wait = full_jitter(policy, attempt, unit).min(deadline - now);

@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 use crate::domain::stock::{Adjust, Line, PoolPolicy, Reservation, Strategy};
 pub use live::Applied;
-pub use store::{LedgerRow, ledger};
+pub use store::{AVAILABLE, LedgerRow, ledger};
 
 /// The first answer to a reservation id, replayed verbatim to every repeat.
 #[derive(Debug, Clone, PartialEq)]

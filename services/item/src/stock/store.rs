@@ -146,29 +146,24 @@ pub async fn fold_pending(db: &PgPool) -> Result<usize, sqlx::Error> {
     Ok(items.len())
 }
 
-/// Available stock (`items.stock` + unapplied deltas) of each item.
-pub async fn available(db: &PgPool, items: &[Uuid]) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
-    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
-        "SELECT i.id, i.stock + COALESCE((SELECT sum(delta) FROM stock_ledger l \
-         WHERE l.item_id = i.id AND NOT l.applied), 0)::bigint FROM items i WHERE i.id = ANY($1)",
-    )
-    .bind(items)
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().collect())
-}
+/// Available stock of the row `items`: `items.stock` plus ledger rows not yet folded in. The
+/// one definition every query uses.
+pub const AVAILABLE: &str = "(items.stock + COALESCE((SELECT sum(l.delta) FROM stock_ledger l \
+     WHERE l.item_id = items.id AND NOT l.applied), 0))::bigint";
 
-/// Like [`available`], for live items on sale only: the ones the gate may hold counters for.
-pub async fn available_for_sale(
+/// Available stock of each of `items`; with `for_sale_only`, of the live items on sale only
+/// (the ones the gate may hold counters for).
+pub async fn available(
     db: &PgPool,
     items: &[Uuid],
+    for_sale_only: bool,
 ) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
-    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
-        "SELECT i.id, i.stock + COALESCE((SELECT sum(delta) FROM stock_ledger l \
-         WHERE l.item_id = i.id AND NOT l.applied), 0)::bigint FROM items i \
-         WHERE i.id = ANY($1) AND i.deleted_at IS NULL AND i.status = 'on_sale'",
-    )
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(&format!(
+        "SELECT items.id, {AVAILABLE} FROM items WHERE items.id = ANY($1) \
+         AND (NOT $2 OR (items.deleted_at IS NULL AND items.status = 'on_sale'))"
+    ))
     .bind(items)
+    .bind(for_sale_only)
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().collect())
@@ -176,7 +171,7 @@ pub async fn available_for_sale(
 
 pub(crate) async fn shortages(db: &PgPool, lines: &[Line]) -> Result<Vec<Refusal>, ApiError> {
     let ids: Vec<Uuid> = lines.iter().map(|l| l.item_id).collect();
-    let avail = available(db, &ids).await?;
+    let avail = available(db, &ids, false).await?;
     let short: Vec<Refusal> = lines
         .iter()
         .filter_map(|l| {

@@ -114,6 +114,14 @@ impl ApiError {
         Self::Internal(e.into())
     }
 
+    /// 503 with `Retry-After: 1`: a dependency is down and nothing was changed.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::Unavailable {
+            detail: detail.into(),
+            retry_after: 1,
+        }
+    }
+
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, message)])
     }

@@ -3,7 +3,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use kommerce_kit::auth::AuthUser;
-use kommerce_kit::http::{ApiError, ApiJson};
+use kommerce_kit::http::{ApiError, ApiJson, path_id};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -11,9 +11,8 @@ use crate::domain::address_bodies::{AddressBody, AddressPatchBody};
 use crate::domain::{AddressPatch, NewAddress};
 use crate::store::{self, Address};
 
-/// Path ids that are not UUIDs name no address of the caller's: 404, like any unknown id.
 fn address_id(raw: &str) -> Result<Uuid, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("address"))
+    path_id(raw, "address")
 }
 
 /// `GET /api/v1/users/me/addresses`: the default first, then the most recently used.

@@ -2,8 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use kommerce_kit::http::ApiError;
-use uuid::Uuid;
+use kommerce_kit::http::{ApiError, path_id};
 
 use crate::AppState;
 use crate::store::{self, Address};
@@ -15,9 +14,7 @@ pub async fn address(
     State(s): State<AppState>,
     Path((user, id)): Path<(String, String)>,
 ) -> Result<Json<Address>, ApiError> {
-    let (Ok(user), Ok(id)) = (user.parse::<Uuid>(), id.parse::<Uuid>()) else {
-        return Err(ApiError::NotFound("address"));
-    };
+    let (user, id) = (path_id(&user, "address")?, path_id(&id, "address")?);
     store::address(&s.db, user, id)
         .await?
         .map(Json)
