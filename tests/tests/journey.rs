@@ -18,6 +18,39 @@ struct Platform {
     _redis: RedisNamespace,
 }
 
+impl Platform {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `POST` through the router, with a bearer token when given.
+    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut r = reqwest::Client::new().post(self.url(path)).json(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.expect("the router answers")
+    }
+
+    /// The access token of a login.
+    async fn login(&self, email: &str, password: &str) -> String {
+        let tokens: Value = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                &json!({"email": email, "password": password}),
+            )
+            .await
+            .json()
+            .await
+            .expect("tokens");
+        tokens["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_owned()
+    }
+}
+
 const ADMIN: (&str, &str) = ("admin@kommerce.test", "admin-password-1");
 
 async fn spawn_platform() -> Platform {
@@ -204,42 +237,24 @@ async fn the_router_routes_like_the_ingress() {
 #[tokio::test]
 async fn a_logged_out_token_is_refused_by_every_service() {
     let platform = spawn_platform().await;
-    let http = reqwest::Client::new();
-    let url = |p: &str| format!("{}{p}", platform.base);
-    let admin: Value = http
-        .post(url("/api/v1/auth/login"))
-        .json(&json!({"email": ADMIN.0, "password": ADMIN.1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin = admin["access_token"].as_str().unwrap().to_owned();
+    let admin = platform.login(ADMIN.0, ADMIN.1).await;
     // A token minted by the user service works on the item service ...
-    let r = http
-        .post(url("/api/v1/categories"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "Tea"}))
-        .send()
-        .await
-        .unwrap();
+    let r = platform
+        .post("/api/v1/categories", Some(&admin), &json!({"name": "Tea"}))
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     // ... until logout, after which the item service refuses it too.
-    let r = http
-        .post(url("/api/v1/auth/logout"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let r = platform
+        .post("/api/v1/auth/logout", Some(&admin), &json!({}))
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = http
-        .post(url("/api/v1/categories"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "Coffee"}))
-        .send()
-        .await
-        .unwrap();
+    let r = platform
+        .post(
+            "/api/v1/categories",
+            Some(&admin),
+            &json!({"name": "Coffee"}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -247,24 +262,11 @@ async fn a_logged_out_token_is_refused_by_every_service() {
 async fn an_admin_stocks_the_catalogue_and_a_shopper_finds_it() {
     let platform = spawn_platform().await;
     let http = reqwest::Client::new();
-    let url = |p: &str| format!("{}{p}", platform.base);
-    let tokens: Value = http
-        .post(url("/api/v1/auth/login"))
-        .json(&json!({"email": ADMIN.0, "password": ADMIN.1}))
-        .send()
+    let url = |p: &str| platform.url(p);
+    let admin = platform.login(ADMIN.0, ADMIN.1).await;
+    let tea: Value = platform
+        .post("/api/v1/categories", Some(&admin), &json!({"name": "Tea"}))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin = tokens["access_token"].as_str().unwrap().to_owned();
-    let tea: Value = http
-        .post(url("/api/v1/categories"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "Tea"}))
-        .send()
-        .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -273,15 +275,9 @@ async fn an_admin_stocks_the_catalogue_and_a_shopper_finds_it() {
         ("Assam black tea", 900),
         ("Cast iron teapot", 4500),
     ] {
-        let r = http
-            .post(url("/api/v1/items"))
-            .bearer_auth(&admin)
-            .json(
-                &json!({"name": name, "price_minor": price, "category_id": tea["id"], "stock": 10}),
-            )
-            .send()
-            .await
-            .unwrap();
+        let item =
+            json!({"name": name, "price_minor": price, "category_id": tea["id"], "stock": 10});
+        let r = platform.post("/api/v1/items", Some(&admin), &item).await;
         assert_eq!(r.status(), StatusCode::CREATED);
     }
     // A shopper, anonymous: search, then read a product page twice (the second from the cache).
