@@ -12,26 +12,25 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kommerce_crds::conditions::{DELETION_BLOCKED, RESOURCE_CONFLICT};
 use kommerce_crds::{DeletionPolicy, SagaTopic, SagaTopicStatus, TopicStatus, reasons};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
-use kube::{Api, Resource as _, ResourceExt as _};
+use kube::{Api, ResourceExt as _};
 use serde_json::json;
-use tracing::{Instrument as _, field};
+use tracing::Instrument as _;
 
 use self::broker::{Broker, BrokerError};
 use self::desired::{Invalid, Step, Validated};
 use crate::backoff::Backoffs;
 use crate::claims::older_claimant;
 use crate::conditions::{self, Desired};
-use crate::context::Shared;
+use crate::context::{Shared, drive, reconcile_span};
 use crate::{MANAGER, metrics};
 
 /// Label of this controller in metrics and logs.
@@ -135,59 +134,33 @@ impl Context {
         action: &str,
         note: String,
     ) {
-        let ev = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: action.into(),
-            secondary: None,
-        };
-        if let Err(e) = self.shared.recorder.publish(&ev, &st.object_ref(&())).await {
-            tracing::warn!(error = %e, reason, "cannot publish event");
-        }
+        self.shared.event(st, type_, reason, action, note).await;
     }
 }
 
 /// Runs the controller until `stop` resolves.
 pub async fn run(shared: Arc<Shared>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let api: Api<SagaTopic> = match &shared.settings.namespace {
-        Some(ns) => Api::namespaced(shared.client.clone(), ns),
-        None => Api::all(shared.client.clone()),
-    };
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let controller = Controller::new(
+        shared.watched::<SagaTopic>(),
+        watcher::Config::default().any_semantic(),
+    );
     let ctx = Arc::new(Context {
         shared,
         store: controller.store(),
         brokers: Mutex::new(HashMap::new()),
         backoff: Backoffs::default(),
     });
-    tracing::info!(controller = CONTROLLER, "starting");
-    controller
-        .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(controller = CONTROLLER, error = %e, "reconcile failed");
-            }
-        })
-        .await;
-    tracing::info!(controller = CONTROLLER, "stopped");
+    drive(
+        CONTROLLER,
+        controller
+            .graceful_shutdown_on(stop)
+            .run(reconcile, error_policy, ctx),
+    )
+    .await;
 }
 
 async fn reconcile(st: Arc<SagaTopic>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let span = tracing::info_span!(
-        "reconcile",
-        controller = CONTROLLER,
-        namespace = field::Empty,
-        name = %st.name_any(),
-        generation = field::Empty,
-    );
-    if let Some(ns) = st.namespace() {
-        span.record("namespace", ns);
-    }
-    if let Some(g) = st.metadata.generation {
-        span.record("generation", g);
-    }
+    let span = reconcile_span(CONTROLLER, st.as_ref());
     let started = Instant::now();
     let api: Api<SagaTopic> = Api::namespaced(
         ctx.shared.client.clone(),

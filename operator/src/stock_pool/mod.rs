@@ -15,26 +15,25 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use futures::StreamExt as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kommerce_crds::conditions::{READY, RESOURCE_CONFLICT};
 use kommerce_crds::{StockPool, StockPoolStatus, reasons};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
-use kube::{Api, Resource as _, ResourceExt as _};
+use kube::{Api, ResourceExt as _};
 use redis::aio::ConnectionManager;
 use serde_json::json;
-use tracing::{Instrument as _, field};
+use tracing::Instrument as _;
 
 use self::desired::{Acks, Invalid, Validated};
 use crate::backoff::Backoffs;
 use crate::claims::older_claimant;
 use crate::conditions::{self, Desired};
-use crate::context::Shared;
+use crate::context::{Shared, drive, reconcile_span};
 use crate::{MANAGER, metrics};
 
 pub const CONTROLLER: &str = "stockpool";
@@ -132,16 +131,7 @@ impl Context {
         action: &str,
         note: String,
     ) {
-        let ev = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: action.into(),
-            secondary: None,
-        };
-        if let Err(e) = self.shared.recorder.publish(&ev, &sp.object_ref(&())).await {
-            tracing::warn!(error = %e, reason, "cannot publish event");
-        }
+        self.shared.event(sp, type_, reason, action, note).await;
     }
 
     fn claims(&self) -> Vec<crate::claims::Claim> {
@@ -159,44 +149,27 @@ impl Context {
 }
 
 pub async fn run(shared: Arc<Shared>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let api: Api<StockPool> = match &shared.settings.namespace {
-        Some(ns) => Api::namespaced(shared.client.clone(), ns),
-        None => Api::all(shared.client.clone()),
-    };
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let controller = Controller::new(
+        shared.watched::<StockPool>(),
+        watcher::Config::default().any_semantic(),
+    );
     let ctx = Arc::new(Context {
         shared,
         store: controller.store(),
         connections: Mutex::new(HashMap::new()),
         backoff: Backoffs::default(),
     });
-    tracing::info!(controller = CONTROLLER, "starting");
-    controller
-        .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(controller = CONTROLLER, error = %e, "reconcile failed");
-            }
-        })
-        .await;
-    tracing::info!(controller = CONTROLLER, "stopped");
+    drive(
+        CONTROLLER,
+        controller
+            .graceful_shutdown_on(stop)
+            .run(reconcile, error_policy, ctx),
+    )
+    .await;
 }
 
 async fn reconcile(sp: Arc<StockPool>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let span = tracing::info_span!(
-        "reconcile",
-        controller = CONTROLLER,
-        namespace = field::Empty,
-        name = %sp.name_any(),
-        generation = field::Empty,
-    );
-    if let Some(ns) = sp.namespace() {
-        span.record("namespace", ns);
-    }
-    if let Some(g) = sp.metadata.generation {
-        span.record("generation", g);
-    }
+    let span = reconcile_span(CONTROLLER, sp.as_ref());
     let started = Instant::now();
     let api: Api<StockPool> = Api::namespaced(
         ctx.shared.client.clone(),
