@@ -299,7 +299,7 @@ pub async fn reserve(
             .map_err(ApiError::internal)?;
     }
     tracing::warn!("stock counters not ready; reserving through the database guard");
-    store::reserve_guarded(db, redis, r).await
+    store::reserve_guarded(&mut *db.acquire().await?, redis, r).await
 }
 
 /// Removes an item's counter (its status changed, or it was deleted): the gate then sends its

@@ -126,7 +126,7 @@ impl Stock {
             }
             match applied.policy.strategy {
                 Strategy::ConditionalUpdate => {
-                    store::reserve_guarded(&self.db, &self.redis, r).await
+                    store::reserve_guarded(&mut *self.db.acquire().await?, &self.redis, r).await
                 }
                 Strategy::SpinLock => self.reserve_locked(r, &applied.policy).await,
                 Strategy::Reservation => {
@@ -177,8 +177,11 @@ impl Stock {
         policy: &PoolPolicy,
     ) -> Result<Outcome, ApiError> {
         let items: Vec<Uuid> = r.lines.iter().map(|l| l.item_id).collect();
+        // The connection first: a lock holder that then queued for the pool behind every
+        // waiting request would hold the lock for the length of that queue.
+        let mut conn = self.db.acquire().await?;
         let held = lock::acquire_all(&self.redis, &items, policy).await?;
-        let outcome = store::reserve_guarded(&self.db, &self.redis, r).await;
+        let outcome = store::reserve_guarded(&mut conn, &self.redis, r).await;
         held.release().await;
         outcome
     }

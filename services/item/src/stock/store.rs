@@ -7,14 +7,14 @@ use kommerce_kit::cache::Redis;
 use kommerce_kit::http::ApiError;
 use serde::Serialize;
 use serde_json::json;
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{Acquire, FromRow, PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Answer, Outcome, Refusal, gate};
 use crate::domain::stock::{Adjust, Line, Reservation};
 
-pub async fn answer(db: &PgPool, id: Uuid) -> Result<Option<Answer>, ApiError> {
+pub async fn answer(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Answer>, ApiError> {
     let row: Option<(i16, serde_json::Value)> =
         sqlx::query_as("SELECT http_status, answer FROM reservations WHERE id = $1")
             .bind(id)
@@ -154,7 +154,7 @@ pub const AVAILABLE: &str = "(items.stock + COALESCE((SELECT sum(l.delta) FROM s
 /// Available stock of each of `items`; with `for_sale_only`, of the live items on sale only
 /// (the ones the gate may hold counters for).
 pub async fn available(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     items: &[Uuid],
     for_sale_only: bool,
 ) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
@@ -169,7 +169,10 @@ pub async fn available(
     Ok(rows.into_iter().collect())
 }
 
-pub(crate) async fn shortages(db: &PgPool, lines: &[Line]) -> Result<Vec<Refusal>, ApiError> {
+pub(crate) async fn shortages(
+    db: impl PgExecutor<'_>,
+    lines: &[Line],
+) -> Result<Vec<Refusal>, ApiError> {
     let ids: Vec<Uuid> = lines.iter().map(|l| l.item_id).collect();
     let avail = available(db, &ids, false).await?;
     let short: Vec<Refusal> = lines
@@ -248,16 +251,19 @@ async fn record_lines(
 
 /// `conditionalUpdate` (and the write of `spinLock`): every line's guarded update in item-id
 /// order in one transaction; Redis counters are taken from before the commit.
+///
+/// Runs on a connection the caller already holds, so the spin lock's critical section never
+/// queues for the pool while other requests wait for the lock.
 pub async fn reserve_guarded(
-    db: &PgPool,
+    conn: &mut PgConnection,
     redis: &Redis,
     r: &Reservation,
 ) -> Result<Outcome, ApiError> {
     let ok = super::reserved(r);
-    let mut tx = db.begin().await?;
+    let mut tx = conn.begin().await?;
     if !claim(&mut tx, r, &ok).await? {
         tx.rollback().await?;
-        return Ok(answer(db, r.id)
+        return Ok(answer(&mut *conn, r.id)
             .await?
             .map_or(Outcome::Short(Vec::new()), Outcome::Repeat));
     }
@@ -274,7 +280,7 @@ pub async fn reserve_guarded(
         .rows_affected();
         if updated == 0 {
             tx.rollback().await?;
-            let mut short = shortages(db, &r.lines).await?;
+            let mut short = shortages(&mut *conn, &r.lines).await?;
             if short.is_empty() {
                 // Stock came back between the attempt and the report: name the line that failed.
                 short.push(Refusal {
