@@ -135,11 +135,64 @@ impl Default for AuthSettings {
     }
 }
 
+impl KafkaSettings {
+    /// The full name of topic `name` (`payments` → `<namespace>.payments`).
+    pub fn topic(&self, name: &str) -> String {
+        self.qualify(name)
+    }
+
+    /// The full name of consumer group `name`.
+    pub fn group(&self, name: &str) -> String {
+        self.qualify(name)
+    }
+
+    fn qualify(&self, name: &str) -> String {
+        if self.namespace.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.namespace)
+        }
+    }
+}
+
+/// `[peers]`: where the other services' internal APIs are. The defaults are the ports
+/// `kommerce up` gives them; in a cluster they are Service names set by the chart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeersSettings {
+    pub user: String,
+    pub item: String,
+    pub order: String,
+    pub pay: String,
+    pub review: String,
+    pub image: String,
+    /// Time limit of one internal call.
+    pub timeout_ms: u64,
+}
+
+impl Default for PeersSettings {
+    fn default() -> Self {
+        let local = |port: u16| format!("http://127.0.0.1:{port}");
+        Self {
+            user: local(8081),
+            item: local(8082),
+            order: local(8083),
+            pay: local(8084),
+            review: local(8085),
+            image: local(8086),
+            timeout_ms: 5_000,
+        }
+    }
+}
+
 /// `[kafka]`: the broker and the messaging backbone's knobs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaSettings {
     pub bootstrap_servers: String,
+    /// Prefix of every topic and consumer group name (`<namespace>.payments`); empty by
+    /// default. Tests give each run its own, so runs sharing a broker never meet.
+    pub namespace: String,
     pub client_id: String,
     /// Partitions of topics created by `ensure_topics` (outside Kubernetes).
     pub partitions: i32,
@@ -161,6 +214,7 @@ impl Default for KafkaSettings {
     fn default() -> Self {
         Self {
             bootstrap_servers: "127.0.0.1:9092".into(),
+            namespace: String::new(),
             client_id: "kommerce".into(),
             partitions: 3,
             ensure_topics: true,

@@ -13,6 +13,8 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod messaging;
+pub mod peer;
+pub mod saga;
 pub mod secret;
 pub mod server;
 pub mod telemetry;
@@ -21,6 +23,7 @@ pub mod testing;
 pub mod validate;
 
 pub use config::{
-    AuthSettings, DatabaseSettings, HttpSettings, KafkaSettings, RedisSettings, TelemetrySettings,
+    AuthSettings, DatabaseSettings, HttpSettings, KafkaSettings, PeersSettings, RedisSettings,
+    TelemetrySettings,
 };
 pub use secret::Secret;

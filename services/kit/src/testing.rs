@@ -137,3 +137,17 @@ pub fn auth_settings() -> AuthSettings {
         ..AuthSettings::default()
     }
 }
+
+/// Kafka settings for one test: the local broker, a namespace of its own (so tests sharing the
+/// broker never read each other's topics or join each other's groups), fast retries.
+pub fn kafka_settings() -> crate::KafkaSettings {
+    crate::KafkaSettings {
+        bootstrap_servers: std::env::var("KOMMERCE_TEST_KAFKA")
+            .unwrap_or_else(|_| "127.0.0.1:9092".into()),
+        namespace: format!("t{}", Uuid::new_v4().simple()),
+        retry_backoff_ms: 20,
+        retry_backoff_max_ms: 200,
+        relay_poll_ms: 200,
+        ..crate::KafkaSettings::default()
+    }
+}

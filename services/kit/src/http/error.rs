@@ -83,6 +83,9 @@ pub enum ApiError {
     /// 401: no, invalid, expired or revoked credentials. The body never says which.
     #[error("unauthorized")]
     Unauthorized,
+    /// 402: the payment method cannot cover the amount; nothing was charged.
+    #[error("payment required: {0}")]
+    PaymentRequired(String),
     /// 403: authenticated but not allowed.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -137,6 +140,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -154,6 +158,9 @@ impl ApiError {
             Self::BadRequest(d) => Problem::new(status, "bad-request", "Bad request").detail(d),
             Self::Unauthorized => Problem::new(status, "unauthorized", "Unauthorized")
                 .detail("missing, invalid, expired or revoked credentials"),
+            Self::PaymentRequired(d) => {
+                Problem::new(status, "payment-required", "Payment required").detail(d)
+            }
             Self::Forbidden(d) => Problem::new(status, "forbidden", "Forbidden").detail(d),
             Self::NotFound(what) => {
                 Problem::new(status, "not-found", "Not found").detail(format!("{what} not found"))
