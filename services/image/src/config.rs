@@ -1,0 +1,92 @@
+//! The image service's settings: the kit's sections plus `[storage]` and `[images]`.
+
+use kommerce_kit::{
+    AuthSettings, DatabaseSettings, HttpSettings, RedisSettings, Secret, TelemetrySettings,
+};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub auth: AuthSettings,
+    pub telemetry: TelemetrySettings,
+    pub storage: StorageSettings,
+    pub images: ImageSettings,
+}
+
+/// Where the bytes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A directory on the local filesystem (`storage.path`); the default.
+    #[default]
+    Local,
+    /// An S3-compatible bucket (`[storage.s3]`), for clusters.
+    S3,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    pub backend: Backend,
+    /// The directory of the local backend (created when missing).
+    pub path: String,
+    pub s3: S3Settings,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Local,
+            path: "/var/lib/kommerce/images".into(),
+            s3: S3Settings::default(),
+        }
+    }
+}
+
+/// `[storage.s3]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Settings {
+    pub bucket: String,
+    pub region: String,
+    /// For S3-compatible stores (MinIO, Ceph): their URL; empty for AWS itself.
+    pub endpoint: String,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    /// Plain-HTTP endpoints (a MinIO inside the cluster).
+    pub allow_http: bool,
+}
+
+/// `[images]`: what an upload may be and how long unattached images live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageSettings {
+    /// Largest accepted file; larger is 413.
+    pub max_bytes: usize,
+    /// Largest accepted width × height, read from the header before decoding (bombs).
+    pub max_pixels: u64,
+    /// Longest side of the thumbnail variant.
+    pub thumb_side: u32,
+    pub jpeg_quality: u8,
+    /// Unattached images older than this are deleted by the sweeper.
+    pub unattached_max_age_secs: u64,
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for ImageSettings {
+    fn default() -> Self {
+        Self {
+            max_bytes: 5 * 1024 * 1024,
+            max_pixels: 40_000_000,
+            thumb_side: 320,
+            jpeg_quality: 85,
+            unattached_max_age_secs: 24 * 3600,
+            sweep_interval_secs: 600,
+        }
+    }
+}

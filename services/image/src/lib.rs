@@ -1,0 +1,130 @@
+//! The Kommerce image service: uploads that are sniffed, fully decoded within a pixel limit
+//! and re-encoded without metadata; a thumbnail variant; immutable versioned URLs with strong
+//! ETags; bytes in an object store (local directory or S3-compatible), metadata in PostgreSQL;
+//! attachment to items and reviews over the internal API; a sweeper for abandoned uploads.
+
+pub mod config;
+pub mod domain;
+mod routes;
+pub mod storage;
+pub mod store;
+pub mod sweeper;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use kommerce_kit::HttpSettings;
+use kommerce_kit::auth::TokenVerifier;
+use kommerce_kit::cache::Redis;
+use kommerce_kit::http::{Readiness, service_router};
+use kommerce_kit::server::{Server, StartError};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+pub use config::Settings;
+use domain::Limits;
+use storage::Blobs;
+pub use sweeper::Sweeper;
+
+/// This service's migrations (`services/image/migrations`).
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub blobs: Blobs,
+    verifier: Arc<TokenVerifier>,
+    limits: Limits,
+    max_bytes: usize,
+}
+
+impl FromRef<AppState> for Arc<TokenVerifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    routes::router().with_state(state)
+}
+
+/// Room for the multipart framing around a file of `max_bytes`, and for reading an oversized
+/// file to its end so that its sender gets the 413 rather than a reset connection.
+fn body_limit(http: &HttpSettings, max_bytes: usize) -> usize {
+    http.body_limit_bytes
+        .max(max_bytes.saturating_mul(2).saturating_add(1024 * 1024))
+}
+
+#[derive(Debug)]
+pub struct App {
+    server: Server,
+    port: u16,
+    sweeper: Sweeper,
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let db = kommerce_kit::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
+        let redis = Redis::connect(&settings.redis)
+            .await
+            .map_err(StartError::Redis)?;
+        let verifier = Arc::new(TokenVerifier::new(&settings.auth, redis.clone())?);
+        let blobs = Blobs::open(&settings.storage)
+            .map_err(|e| StartError::Setup(format!("image storage: {e}")))?;
+        let images = &settings.images;
+        let state = AppState {
+            db: db.clone(),
+            blobs: blobs.clone(),
+            verifier,
+            limits: Limits {
+                max_pixels: images.max_pixels,
+                thumb_side: images.thumb_side,
+                jpeg_quality: images.jpeg_quality,
+            },
+            max_bytes: images.max_bytes,
+        };
+        let http = HttpSettings {
+            body_limit_bytes: body_limit(&settings.http, images.max_bytes),
+            ..settings.http.clone()
+        };
+        let sweeper = Sweeper::new(
+            db.clone(),
+            blobs,
+            Duration::from_secs(images.unattached_max_age_secs),
+        );
+        tokio::spawn(sweeper.clone().run(
+            Duration::from_secs(images.sweep_interval_secs.max(1)),
+            kommerce_kit::server::shutdown_signal(),
+        ));
+        let app = service_router(router(state), Readiness { db, redis }, &http);
+        let server = Server::bind(&http, app).await.map_err(StartError::Bind)?;
+        let port = server.local_addr().map_err(StartError::Bind)?.port();
+        Ok(Self {
+            server,
+            port,
+            sweeper,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The sweeper of this instance (tests run a pass on demand).
+    pub fn sweeper(&self) -> Sweeper {
+        self.sweeper.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.run_until_stopped().await
+    }
+
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        self.server.run_until(stop).await
+    }
+}
