@@ -40,6 +40,23 @@ pub async fn connect_and_migrate(
     Ok(pool)
 }
 
+/// Connects and, when configured, runs several sets of migrations as one (the kit's
+/// messaging tables and the service's own; see [`merged_migrator`]).
+pub async fn connect_and_migrate_all(
+    settings: &DatabaseSettings,
+    parts: &[&Migrator],
+) -> Result<PgPool, DbError> {
+    let pool = connect(settings).await?;
+    if settings.migrate {
+        merged_migrator(parts)
+            .await?
+            .run(&pool)
+            .await
+            .map_err(DbError::Migrate)?;
+    }
+    Ok(pool)
+}
+
 /// One migrator running several sets of migrations (the kit's messaging tables and a
 /// service's own) in version order, with one history table.
 pub async fn merged_migrator(parts: &[&Migrator]) -> Result<Migrator, DbError> {

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod contracts;
 pub mod db;
 pub mod http;
 pub mod messaging;

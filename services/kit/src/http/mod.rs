@@ -18,3 +18,25 @@ pub use layers::service_router;
 pub fn path_id(raw: &str, what: &'static str) -> Result<uuid::Uuid, ApiError> {
     raw.parse().map_err(|_| ApiError::NotFound(what))
 }
+
+/// A query string as name → value; one that cannot be read is a 400.
+pub type QueryParams = std::collections::HashMap<String, String>;
+
+pub fn query_params(
+    q: Result<axum::extract::Query<QueryParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<QueryParams, ApiError> {
+    q.map(|axum::extract::Query(m)| m)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+/// `limit` from a query: `default` when absent, else 1..=`max` (422 naming `limit`).
+pub fn limit_param(p: &QueryParams, default: i64, max: i64) -> Result<i64, ApiError> {
+    match p.get("limit") {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::field("limit", format!("must be from 1 to {max}"))),
+    }
+}

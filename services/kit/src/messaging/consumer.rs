@@ -47,6 +47,17 @@ pub trait Handler: Send + Sync {
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
 }
 
+/// One handler shared by several consumers of a group.
+impl<H: Handler> Handler for std::sync::Arc<H> {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a Envelope,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
+        (**self).handle(tx, event)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
     #[error("cannot create the Kafka consumer")]

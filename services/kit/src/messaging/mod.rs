@@ -22,6 +22,7 @@ mod hooks;
 mod outbox;
 mod relay;
 mod topics;
+mod workers;
 
 use sqlx::migrate::Migrator;
 
@@ -31,6 +32,7 @@ pub use hooks::{Failpoint, Hooks};
 pub use outbox::publish_in_tx;
 pub use relay::{Relay, RelayError};
 pub use topics::{TopicError, check_topics, dead_letter_topic, ensure_topics, provision_topics};
+pub use workers::Workers;
 
 /// The `outbox` and `inbox` tables. A service that uses messaging runs them merged with its
 /// own migrations: `kommerce_kit::db::merged_migrator(&[&messaging::MIGRATOR, &MIGRATOR])`.
