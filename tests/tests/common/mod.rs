@@ -1,0 +1,541 @@
+//! A whole shop for cross-service tests: user, item, order and pay running in this process on
+//! real PostgreSQL (a database each), Redis and the tansu broker (a Kafka namespace of its
+//! own), calling each other over HTTP exactly as they do under `kommerce up`.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use kommerce_kit::auth::{Role, TokenSigner};
+use kommerce_kit::messaging::Hooks;
+use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings, kafka_settings};
+use kommerce_kit::{AuthSettings, HttpSettings, KafkaSettings, PeersSettings, Secret};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub async fn eventually<F: Future<Output = bool>>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> F,
+) {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A running service: its base URL and how to stop it.
+struct Running {
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    fn start<F>(port: u16, run: impl FnOnce(oneshot::Receiver<()>) -> F) -> Self
+    where
+        F: Future<Output = std::io::Result<()>> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let fut = run(rx);
+        let done = tokio::spawn(async move {
+            fut.await.unwrap();
+        });
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            stop: Some(tx),
+            done: Some(done),
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(done) = self.done.take() {
+            done.await.unwrap();
+        }
+    }
+}
+
+fn stop_on(rx: oneshot::Receiver<()>) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = rx.await;
+    }
+}
+
+/// A port free right now (the order service must be known to pay before it starts).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Partitions of the saga topics.
+    pub partitions: i32,
+    /// Consumers per saga service.
+    pub consumers: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            partitions: 3,
+            consumers: 3,
+        }
+    }
+}
+
+pub struct Shop {
+    pub http: Client,
+    pub user_db: TestDatabase,
+    pub item_db: TestDatabase,
+    pub order_db: TestDatabase,
+    pub pay_db: TestDatabase,
+    _redis: RedisNamespace,
+    pub kafka: KafkaSettings,
+    auth: AuthSettings,
+    signer: TokenSigner,
+    pub admin: String,
+    redis_settings: kommerce_kit::RedisSettings,
+    peers: PeersSettings,
+    opts: Options,
+    user: Running,
+    item: Running,
+    order: Running,
+    pay: Running,
+}
+
+/// A customer with a default address and a token.
+#[derive(Debug, Clone)]
+pub struct Shopper {
+    pub id: Uuid,
+    pub token: String,
+    pub address_id: Uuid,
+}
+
+fn http_settings(port: u16) -> HttpSettings {
+    HttpSettings {
+        host: "127.0.0.1".into(),
+        port,
+        request_timeout_ms: 120_000,
+        ..HttpSettings::default()
+    }
+}
+
+fn db_settings(db: &TestDatabase) -> kommerce_kit::DatabaseSettings {
+    let mut s = db.settings();
+    s.max_connections = 20;
+    s.acquire_timeout_ms = 60_000;
+    s
+}
+
+impl Shop {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(opts: Options) -> Self {
+        kommerce_kit::telemetry::init(
+            "e2e",
+            &kommerce_kit::TelemetrySettings {
+                log_filter: "warn".into(),
+                json: false,
+            },
+        );
+        let user_db = TestDatabase::create(&kommerce_user::MIGRATOR).await;
+        let item_db = TestDatabase::create(&kommerce_item::MIGRATOR).await;
+        let order_migrator = kommerce_kit::db::merged_migrator(&kommerce_order::MIGRATIONS)
+            .await
+            .unwrap();
+        let order_db = TestDatabase::create(&order_migrator).await;
+        let pay_migrator = kommerce_kit::db::merged_migrator(&kommerce_pay::MIGRATIONS)
+            .await
+            .unwrap();
+        let pay_db = TestDatabase::create(&pay_migrator).await;
+        let redis = RedisNamespace::new();
+        let auth = auth_settings();
+        let verify_only = AuthSettings {
+            signing_key: Secret::default(),
+            ..auth.clone()
+        };
+        let mut kafka = kafka_settings();
+        kafka.partitions = opts.partitions;
+        let ports = [free_port(), free_port(), free_port(), free_port()];
+        let local = |p: u16| format!("http://127.0.0.1:{p}");
+        let peers = PeersSettings {
+            user: local(ports[0]),
+            item: local(ports[1]),
+            order: local(ports[2]),
+            pay: local(ports[3]),
+            ..PeersSettings::default()
+        };
+
+        let user = kommerce_user::App::build(kommerce_user::Settings {
+            http: http_settings(ports[0]),
+            database: db_settings(&user_db),
+            redis: redis.settings(),
+            auth: auth.clone(),
+            ..kommerce_user::Settings::default()
+        })
+        .await
+        .unwrap();
+        let user = Running::start(ports[0], |rx| user.run_until(stop_on(rx)));
+        let mut item_settings = kommerce_item::Settings {
+            http: http_settings(ports[1]),
+            database: db_settings(&item_db),
+            redis: redis.settings(),
+            auth: verify_only.clone(),
+            ..kommerce_item::Settings::default()
+        };
+        item_settings.stock.instance_id = Some(format!("e2e-{}", Uuid::new_v4()));
+        let item = kommerce_item::App::build(item_settings).await.unwrap();
+        let item = Running::start(ports[1], |rx| item.run_until(stop_on(rx)));
+
+        let signer = TokenSigner::new(&auth).unwrap();
+        let admin = signer
+            .sign(Uuid::new_v4(), Role::Admin, Uuid::new_v4())
+            .unwrap()
+            .0;
+        let mut shop = Self {
+            http: Client::new(),
+            user_db,
+            item_db,
+            order_db,
+            pay_db,
+            kafka,
+            auth: verify_only,
+            signer,
+            admin,
+            redis_settings: redis.settings(),
+            _redis: redis,
+            peers,
+            opts,
+            user,
+            item,
+            order: Running {
+                base: String::new(),
+                stop: None,
+                done: None,
+            },
+            pay: Running {
+                base: String::new(),
+                stop: None,
+                done: None,
+            },
+        };
+        shop.start_order(Hooks::default()).await;
+        shop.start_pay().await;
+        shop
+    }
+
+    fn order_settings(&self) -> kommerce_order::Settings {
+        let mut s = kommerce_order::Settings {
+            http: http_settings(port_of(&self.peers.order)),
+            database: db_settings(&self.order_db),
+            redis: self.redis_settings.clone(),
+            auth: self.auth.clone(),
+            kafka: self.kafka.clone(),
+            peers: self.peers.clone(),
+            ..kommerce_order::Settings::default()
+        };
+        s.saga.consumers = self.opts.consumers;
+        s
+    }
+
+    /// (Re)starts the order service, with failpoints in its consumers.
+    pub async fn start_order(&mut self, hooks: Hooks) {
+        let app = kommerce_order::App::build_with_hooks(self.order_settings(), hooks)
+            .await
+            .unwrap();
+        self.order = Running::start(app.port(), |rx| app.run_until(stop_on(rx)));
+    }
+
+    pub async fn stop_order(&mut self) {
+        self.order.stop().await;
+    }
+
+    pub async fn start_pay(&mut self) {
+        let mut s = kommerce_pay::Settings {
+            http: http_settings(port_of(&self.peers.pay)),
+            database: db_settings(&self.pay_db),
+            redis: self.redis_settings.clone(),
+            auth: self.auth.clone(),
+            kafka: self.kafka.clone(),
+            peers: self.peers.clone(),
+            ..kommerce_pay::Settings::default()
+        };
+        s.saga.consumers = self.opts.consumers;
+        let app = kommerce_pay::App::build(s).await.unwrap();
+        self.pay = Running::start(app.port(), |rx| app.run_until(stop_on(rx)));
+    }
+
+    pub async fn stop_pay(&mut self) {
+        self.pay.stop().await;
+    }
+
+    fn base(&self, path: &str) -> &str {
+        let under = |p: &str| path.starts_with(p);
+        if under("/api/v1/users") || under("/api/v1/auth") {
+            &self.user.base
+        } else if under("/api/v1/items") || under("/api/v1/categories") {
+            &self.item.base
+        } else if under("/api/v1/cart") || under("/api/v1/orders") {
+            &self.order.base
+        } else {
+            &self.pay.base
+        }
+    }
+
+    /// A request to whichever service owns `path`.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> Response {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base(path)));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        if let Some(k) = key {
+            r = r.header("Idempotency-Key", k);
+        }
+        r.send().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let r = self.send(Method::GET, path, Some(token), None, None).await;
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+        let r = self
+            .send(Method::POST, path, Some(token), Some(body), None)
+            .await;
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// An item on sale at `price` with `stock` units.
+    pub async fn item(&self, price: i64, stock: i64) -> Uuid {
+        let (s, cat) = self
+            .post(
+                "/api/v1/categories",
+                &self.admin,
+                &json!({"name": format!("Cat {}", Uuid::new_v4().simple())}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{cat}");
+        let (s, item) = self
+            .post(
+                "/api/v1/items",
+                &self.admin,
+                &json!({"name": "Widget", "description": "A widget", "price_minor": price,
+                        "category_id": cat["id"], "stock": stock}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{item}");
+        item["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// `n` customers with a default address each (written straight to the user database:
+    /// hashing a thousand passwords would test argon2, not the saga) and `balance` in their
+    /// wallets (topped up through the API).
+    pub async fn shoppers(&self, n: usize, balance: i64) -> Vec<Shopper> {
+        let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+        let addresses: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+        let emails: Vec<String> = ids
+            .iter()
+            .map(|i| format!("{}@shop.test", i.simple()))
+            .collect();
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, name, phone) \
+             SELECT id, email, 'not-a-hash', 'Shopper', '+1 555 0100' \
+             FROM unnest($1::uuid[], $2::text[]) AS t(id, email)",
+        )
+        .bind(&ids)
+        .bind(&emails)
+        .execute(&self.user_db.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO addresses (id, user_id, recipient, phone, line1, city, postal_code, country, is_default) \
+             SELECT a, u, 'Shopper', '+1 555 0100', '1 Main St', 'Springfield', '12345', 'US', true \
+             FROM unnest($1::uuid[], $2::uuid[]) AS t(a, u)",
+        )
+        .bind(&addresses)
+        .bind(&ids)
+        .execute(&self.user_db.pool)
+        .await
+        .unwrap();
+        let shoppers: Vec<Shopper> = ids
+            .iter()
+            .zip(&addresses)
+            .map(|(id, a)| Shopper {
+                id: *id,
+                token: self
+                    .signer
+                    .sign(*id, Role::Customer, Uuid::new_v4())
+                    .unwrap()
+                    .0,
+                address_id: *a,
+            })
+            .collect();
+        let top_ups = shoppers.iter().map(|s| async move {
+            let (status, body) = self
+                .post(
+                    "/api/v1/wallet/top-up",
+                    &s.token,
+                    &json!({"amount_minor": balance}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        });
+        futures::future::join_all(top_ups).await;
+        shoppers
+    }
+
+    pub async fn shopper(&self, balance: i64) -> Shopper {
+        self.shoppers(1, balance).await.remove(0)
+    }
+
+    /// Adds to the cart; returns the cart line id.
+    pub async fn add_to_cart(&self, s: &Shopper, item: Uuid, qty: i64) -> Uuid {
+        let (status, line) = self
+            .post(
+                "/api/v1/cart/items",
+                &s.token,
+                &json!({"item_id": item, "qty": qty}),
+            )
+            .await;
+        assert!(status.is_success(), "{status} {line}");
+        line["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// `POST /api/v1/payments` with the wallet.
+    pub async fn pay(
+        &self,
+        s: &Shopper,
+        lines: &[Uuid],
+        amount: i64,
+        key: &str,
+    ) -> (StatusCode, Value) {
+        let body = json!({"cart_line_ids": lines, "address_id": s.address_id,
+                          "amount_minor": amount, "method": "wallet"});
+        let r = self
+            .send(
+                Method::POST,
+                "/api/v1/payments",
+                Some(&s.token),
+                Some(&body),
+                Some(key),
+            )
+            .await;
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn payment(&self, s: &Shopper, id: &str) -> Value {
+        let (status, p) = self.get(&format!("/api/v1/payments/{id}"), &s.token).await;
+        assert_eq!(status, StatusCode::OK, "{p}");
+        p
+    }
+
+    /// Waits until the payment is no longer `pending_order`; returns it.
+    pub async fn settled(&self, s: &Shopper, id: &str) -> Value {
+        eventually("the payment settles", WAIT, || async {
+            self.payment(s, id).await["status"] != "pending_order"
+        })
+        .await;
+        self.payment(s, id).await
+    }
+
+    pub async fn balance(&self, s: &Shopper) -> i64 {
+        self.get("/api/v1/wallet", &s.token).await.1["balance_minor"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// The item's stock as the item service reports it to other services.
+    pub async fn stock(&self, item: Uuid) -> i64 {
+        let body: Value = self
+            .http
+            .get(format!("{}/internal/v1/items?ids={item}", self.item.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["items"][0]["stock"].as_i64().unwrap()
+    }
+
+    pub fn pools(&self) -> (&PgPool, &PgPool) {
+        (&self.order_db.pool, &self.pay_db.pool)
+    }
+
+    /// Messages the group has committed past, over every partition of `topic`.
+    pub fn committed(&self, group: &str, topic: &str) -> i64 {
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka.bootstrap_servers)
+            .set("group.id", self.kafka.group(group))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..self.opts.partitions {
+            tpl.add_partition(&self.kafka.topic(topic), p);
+        }
+        let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+        got.elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Moves `group` back to offset 0 of `topic` (its consumers must be stopped).
+    pub fn rewind(&self, group: &str, topic: &str) {
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka.bootstrap_servers)
+            .set("group.id", self.kafka.group(group))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..self.opts.partitions {
+            tpl.add_partition_offset(&self.kafka.topic(topic), p, Offset::Offset(0))
+                .unwrap();
+        }
+        c.commit(&tpl, CommitMode::Sync).unwrap();
+    }
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+pub async fn scalar(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
