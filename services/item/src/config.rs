@@ -1,7 +1,9 @@
-//! The item service's settings: the kit's sections plus `[stock]` and `[cache]`.
+//! The item service's settings: the kit's sections plus `[stock]`, `[cache]`, `[kafka]` and
+//! `[peers]`.
 
 use kommerce_kit::{
-    AuthSettings, DatabaseSettings, HttpSettings, RedisSettings, TelemetrySettings,
+    AuthSettings, DatabaseSettings, HttpSettings, KafkaSettings, PeersSettings, RedisSettings,
+    TelemetrySettings,
 };
 use serde::Deserialize;
 
@@ -15,6 +17,10 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub stock: StockSettings,
     pub cache: CacheSettings,
+    /// The rating consumer's broker (`review.rating-changed` on `kafka.topic("reviews")`).
+    pub kafka: KafkaSettings,
+    /// The image service (an item's images are attached and deleted there).
+    pub peers: PeersSettings,
 }
 
 /// `[stock]`: which StockPool this instance follows and how it reports.

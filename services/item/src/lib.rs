@@ -4,6 +4,8 @@
 pub mod cache;
 pub mod config;
 pub mod domain;
+pub mod events;
+pub mod images;
 mod routes;
 pub mod stock;
 pub mod store;
@@ -16,6 +18,7 @@ use axum::extract::FromRef;
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::cache::Redis;
 use kommerce_kit::http::{Readiness, service_router};
+use kommerce_kit::messaging::{self, Consumer, provision_topics};
 use kommerce_kit::server::{Server, StartError};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -23,8 +26,17 @@ use sqlx::migrate::Migrator;
 pub use config::Settings;
 use stock::Stock;
 
-/// This service's migrations (`services/item/migrations`).
+/// This service's own migrations (`services/item/migrations`).
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// What the item database needs: the kit's outbox/inbox tables (the rating consumer's inbox)
+/// and this service's own migrations.
+pub async fn migrator() -> Result<Migrator, kommerce_kit::db::DbError> {
+    kommerce_kit::db::merged_migrator(&MIGRATIONS).await
+}
+
+/// The migration sets of [`migrator`], for `kommerce migrate` and tests.
+pub static MIGRATIONS: [&Migrator; 2] = [&messaging::MIGRATOR, &MIGRATOR];
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -32,6 +44,7 @@ pub struct AppState {
     pub redis: Redis,
     pub stock: Stock,
     verifier: Arc<TokenVerifier>,
+    images: images::Images,
     cache_ttl_secs: u64,
     instance_id: String,
 }
@@ -61,7 +74,14 @@ pub struct App {
 
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let db = kommerce_kit::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
+        let db = kommerce_kit::db::connect(&settings.database).await?;
+        if settings.database.migrate {
+            migrator()
+                .await?
+                .run(&db)
+                .await
+                .map_err(kommerce_kit::db::DbError::Migrate)?;
+        }
         let redis = Redis::connect(&settings.redis)
             .await
             .map_err(StartError::Redis)?;
@@ -88,11 +108,37 @@ impl App {
             policy,
             settings.stock.marker_ttl_secs,
         );
+        // Ratings: the review service's totals, applied once per event and newest-seq-wins.
+        let kafka = &settings.kafka;
+        let reviews = kafka.topic(events::REVIEWS_TOPIC);
+        provision_topics(kafka, &[&reviews])
+            .await
+            .map_err(|e| StartError::Setup(format!("item topics: {e}")))?;
+        let ratings = Consumer::new(
+            db.clone(),
+            kafka,
+            &kafka.group("item"),
+            &[&reviews],
+            events::RatingHandler {
+                redis: redis.clone(),
+            },
+        )
+        .map_err(|e| StartError::Setup(format!("rating consumer: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = ratings.run(kommerce_kit::server::shutdown_signal()).await {
+                tracing::error!(error = %e, "rating consumer stopped");
+            }
+        });
         let state = AppState {
             db: db.clone(),
             redis: redis.clone(),
             stock: stock.clone(),
             verifier,
+            images: images::Images(kommerce_kit::peer::Peer::new(
+                "image",
+                &settings.peers.image,
+                Duration::from_millis(settings.peers.timeout_ms),
+            )),
             cache_ttl_secs: settings.cache.ttl_secs,
             instance_id,
         };

@@ -185,9 +185,8 @@ fn item_error(e: sqlx::Error) -> ApiError {
     }
 }
 
-pub async fn create_item(db: &PgPool, i: &NewItem) -> Result<Item, ApiError> {
+pub async fn create_item(db: &PgPool, id: Uuid, i: &NewItem) -> Result<Item, ApiError> {
     let mut tx = db.begin().await?;
-    let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO items (id, name, description, price_minor, category_id, status, stock, image_ids) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

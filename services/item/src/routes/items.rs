@@ -56,7 +56,16 @@ pub async fn create(
     ApiJson(body): ApiJson<ItemBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let new = NewItem::try_from(body)?;
-    let item = store::create_item(&s.db, &new).await?;
+    let id = Uuid::now_v7();
+    let images: Vec<(usize, Uuid)> = new.image_ids.iter().copied().enumerate().collect();
+    s.images.attach_all(&images, admin.id, id).await?;
+    let item = match store::create_item(&s.db, id, &new).await {
+        Ok(item) => item,
+        Err(e) => {
+            s.images.detach_all(&images, id).await;
+            return Err(e);
+        }
+    };
     let location = format!("/api/v1/items/{}", item.id);
     Ok((
         StatusCode::CREATED,
@@ -74,7 +83,41 @@ pub async fn update(
 ) -> Result<Json<Item>, ApiError> {
     let id = path_id(&id, "item")?;
     let patch = ItemPatch::try_from(body)?;
-    let item = store::update_item(&s.db, id, &patch).await?;
+    // New images are attached first (a refusal changes nothing); dropped ones are deleted
+    // after the update.
+    let before = match &patch.image_ids {
+        Some(_) => Some(
+            store::item(&s.db, id)
+                .await?
+                .filter(|i| i.deleted_at.is_none())
+                .ok_or(ApiError::NotFound("item"))?
+                .image_ids,
+        ),
+        None => None,
+    };
+    let added: Vec<(usize, Uuid)> = patch
+        .image_ids
+        .iter()
+        .flatten()
+        .copied()
+        .enumerate()
+        .filter(|(_, i)| !before.iter().flatten().any(|b| b == i))
+        .collect();
+    s.images.attach_all(&added, admin.id, id).await?;
+    let item = match store::update_item(&s.db, id, &patch).await {
+        Ok(item) => item,
+        Err(e) => {
+            s.images.detach_all(&added, id).await;
+            return Err(e);
+        }
+    };
+    let dropped: Vec<Uuid> = before
+        .iter()
+        .flatten()
+        .filter(|b| !item.image_ids.contains(b))
+        .copied()
+        .collect();
+    s.images.delete(&dropped).await;
     if patch.status.is_some() {
         s.stock.status_changed(id).await;
     }
@@ -89,6 +132,14 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(&id, "item")?;
+    let item = store::item(&s.db, id)
+        .await?
+        .filter(|i| i.deleted_at.is_none())
+        .ok_or(ApiError::NotFound("item"))?;
+    // Images first: if the image service is down nothing changes (503), and a retry is safe.
+    if !item.image_ids.is_empty() {
+        s.images.delete_of_item(id).await?;
+    }
     store::delete_item(&s.db, id).await?;
     s.stock.status_changed(id).await;
     changed(&s, id).await;

@@ -7,10 +7,12 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use kommerce_item::domain::stock::{PoolPolicy, Strategy, policy_document};
-use kommerce_item::{App, MIGRATOR, Settings};
+use kommerce_item::{App, Settings};
 use kommerce_kit::HttpSettings;
 use kommerce_kit::auth::{Role, TokenSigner};
-use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings, redis_url};
+use kommerce_kit::testing::{
+    RedisNamespace, TestDatabase, auth_settings, kafka_settings, redis_url,
+};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -40,6 +42,11 @@ pub async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl Fn
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with `tweak` applied to the settings last.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Self {
         // Warnings and errors show in a failing test's output.
         kommerce_kit::telemetry::init(
             "item",
@@ -48,7 +55,7 @@ impl TestApp {
                 json: false,
             },
         );
-        let db = TestDatabase::create(&MIGRATOR).await;
+        let db = TestDatabase::create(&kommerce_item::migrator().await.unwrap()).await;
         let redis = RedisNamespace::new();
         let auth = auth_settings();
         let mut settings = Settings {
@@ -62,6 +69,7 @@ impl TestApp {
             database: db.settings(),
             redis: redis.settings(),
             auth: auth.clone(),
+            kafka: kafka_settings(),
             ..Settings::default()
         };
         settings.database.max_connections = 10;
@@ -69,6 +77,7 @@ impl TestApp {
         settings.stock.instance_id = Some(INSTANCE.into());
         settings.stock.ack_interval_ms = 200;
         settings.stock.fold_interval_ms = 50;
+        tweak(&mut settings);
         let app = App::build(settings).await.expect("item service builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until(std::future::pending()));

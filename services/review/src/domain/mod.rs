@@ -1,0 +1,4 @@
+//! Parse, don't validate: a review's fields, and the listing's sort and cursor.
+
+pub mod listing;
+pub mod review;

@@ -1,0 +1,125 @@
+//! The Kommerce review service: reviews by customers who bought the item (checked with the
+//! order service), one per customer and item; listings and a rating summary; and every change
+//! of an item's rating totals published as `review.rating-changed` through the outbox, which
+//! the item service applies to its catalogue.
+
+pub mod config;
+pub mod domain;
+pub mod events;
+mod peers;
+mod routes;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use kommerce_kit::auth::TokenVerifier;
+use kommerce_kit::cache::Redis;
+use kommerce_kit::http::{Readiness, service_router};
+use kommerce_kit::messaging::{self, Relay, provision_topics};
+use kommerce_kit::peer::Peer;
+use kommerce_kit::server::{Server, StartError};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+pub use config::Settings;
+use events::REVIEWS_TOPIC;
+use peers::{Images, Orders};
+
+/// This service's own migrations (`services/review/migrations`).
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// What the review database needs: the kit's outbox/inbox tables and this service's own.
+pub async fn migrator() -> Result<Migrator, kommerce_kit::db::DbError> {
+    kommerce_kit::db::merged_migrator(&MIGRATIONS).await
+}
+
+/// The migration sets of [`migrator`], for `kommerce migrate` and tests.
+pub static MIGRATIONS: [&Migrator; 2] = [&messaging::MIGRATOR, &MIGRATOR];
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    verifier: Arc<TokenVerifier>,
+    orders: Orders,
+    images: Images,
+    /// `kafka.topic("reviews")`
+    topic: String,
+}
+
+impl FromRef<AppState> for Arc<TokenVerifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    routes::router().with_state(state)
+}
+
+#[derive(Debug)]
+pub struct App {
+    server: Server,
+    port: u16,
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let db = kommerce_kit::db::connect(&settings.database).await?;
+        if settings.database.migrate {
+            migrator()
+                .await?
+                .run(&db)
+                .await
+                .map_err(kommerce_kit::db::DbError::Migrate)?;
+        }
+        let redis = Redis::connect(&settings.redis)
+            .await
+            .map_err(StartError::Redis)?;
+        let verifier = Arc::new(TokenVerifier::new(&settings.auth, redis.clone())?);
+        let kafka = &settings.kafka;
+        let topic = kafka.topic(REVIEWS_TOPIC);
+        provision_topics(kafka, &[&topic])
+            .await
+            .map_err(|e| StartError::Setup(format!("review topics: {e}")))?;
+        let relay = Relay::new(db.clone(), kafka)
+            .map_err(|e| StartError::Setup(format!("outbox relay: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = relay.run(kommerce_kit::server::shutdown_signal()).await {
+                tracing::error!(error = %e, "outbox relay stopped");
+            }
+        });
+        let peers = &settings.peers;
+        let timeout = Duration::from_millis(peers.timeout_ms);
+        let state = AppState {
+            db: db.clone(),
+            verifier,
+            orders: Orders(Peer::new("order", &peers.order, timeout)),
+            images: Images(Peer::new("image", &peers.image, timeout)),
+            topic,
+        };
+        let app = service_router(router(state), Readiness { db, redis }, &settings.http);
+        let server = Server::bind(&settings.http, app)
+            .await
+            .map_err(StartError::Bind)?;
+        let port = server.local_addr().map_err(StartError::Bind)?.port();
+        Ok(Self { server, port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.run_until_stopped().await
+    }
+
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        self.server.run_until(stop).await
+    }
+}
