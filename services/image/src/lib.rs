@@ -38,6 +38,9 @@ pub struct AppState {
     verifier: Arc<TokenVerifier>,
     limits: Limits,
     max_bytes: usize,
+    /// Decodes at a time: each holds a full pixel buffer (up to `max_pixels` × 4 bytes), so
+    /// they are bounded by the CPUs rather than by the blocking pool's 512 threads.
+    decoding: Arc<tokio::sync::Semaphore>,
 }
 
 impl FromRef<AppState> for Arc<TokenVerifier> {
@@ -84,6 +87,9 @@ impl App {
                 jpeg_quality: images.jpeg_quality,
             },
             max_bytes: images.max_bytes,
+            decoding: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            )),
         };
         let http = HttpSettings {
             body_limit_bytes: body_limit(&settings.http, images.max_bytes),

@@ -74,9 +74,10 @@ async fn read_file(
     }
 }
 
-/// Decodes and re-encodes on a blocking thread (CPU-bound).
+/// Decodes and re-encodes on a blocking thread (CPU-bound), a bounded number at a time.
 async fn processed(state: &AppState, bytes: Vec<u8>) -> Result<Processed, ApiError> {
     let limits = state.limits;
+    let _permit = state.decoding.acquire().await.map_err(ApiError::internal)?;
     let started = Instant::now();
     let result = tokio::task::spawn_blocking(move || process(&bytes, &limits))
         .await
