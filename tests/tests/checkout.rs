@@ -334,11 +334,16 @@ async fn an_order_consumer_killed_between_commit_and_offset_makes_one_order() {
     let (_, first) = shop.pay(&people[0], &[line], 700, "crash-1").await;
     let order_db = shop.order_db.pool.clone();
     let order_db = &order_db;
-    eventually("the first order committed", WAIT, || async {
-        scalar(order_db, "SELECT count(*) FROM orders").await == 1
-    })
+    // The failpoint fires right after the commit: wait for both.
+    eventually(
+        "the first order committed, then the crash",
+        WAIT,
+        || async {
+            crashed.load(std::sync::atomic::Ordering::SeqCst)
+                && scalar(order_db, "SELECT count(*) FROM orders").await == 1
+        },
+    )
     .await;
-    assert!(crashed.load(std::sync::atomic::Ordering::SeqCst));
     // The offset was never committed; a restarted service gets the message again.
     assert_eq!(shop.committed("order", "payments"), 0);
     shop.stop_order().await;
@@ -543,7 +548,7 @@ async fn bad_cart_and_payment_requests_change_nothing() {
 
 /// 1,000 shoppers, one unit each, 100 in stock: exactly 100 orders, 900 refunds, and the money
 /// adds up. Prints checkouts/s and payment → order latency percentiles.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_concurrent_checkouts_sell_exactly_the_stock() {
     const BUYERS: usize = 1_000;
     let shop = Shop::spawn().await;

@@ -55,7 +55,7 @@ const ADMIN: (&str, &str) = ("admin@kommerce.test", "admin-password-1");
 
 async fn spawn_platform() -> Platform {
     let user_db = TestDatabase::create(&MIGRATOR).await;
-    let item_db = TestDatabase::create(&kommerce_item::MIGRATOR).await;
+    let item_db = TestDatabase::create(&kommerce_item::migrator().await.expect("migrations")).await;
     let redis = RedisNamespace::new();
     let auth = auth_settings();
     let http = HttpSettings {
