@@ -90,3 +90,39 @@ impl Default for ImageSettings {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_storage_by_default_and_s3_by_configuration() {
+        let defaults = Settings::default();
+        assert_eq!(defaults.storage.backend, Backend::Local);
+        assert_eq!(defaults.images.max_bytes, 5 * 1024 * 1024);
+        assert_eq!(defaults.images.thumb_side, 320);
+
+        let path = std::env::temp_dir().join(format!("image-config-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"shop\"\nendpoint = \"http://minio:9000\"\nallow_http = true\n[images]\nmax_bytes = 1024\n",
+        )
+        .unwrap();
+        let s: Settings = kommerce_kit::config::load_from(&path).unwrap();
+        assert_eq!(s.storage.backend, Backend::S3);
+        assert_eq!(s.storage.s3.bucket, "shop");
+        assert!(s.storage.s3.allow_http);
+        assert_eq!(s.images.max_bytes, 1024);
+        assert_eq!(s.images.max_pixels, ImageSettings::default().max_pixels);
+
+        std::fs::write(&path, "[storage]\nbackend = \"ftp\"\n").unwrap();
+        assert!(kommerce_kit::config::load_from::<Settings>(&path).is_err());
+        std::fs::write(&path, "[images]\nmax_byte = 1\n").unwrap();
+        assert!(
+            kommerce_kit::config::load_from::<Settings>(&path).is_err(),
+            "typos are refused"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -20,6 +20,8 @@ use crate::domain::Variant;
 pub enum StorageError {
     #[error("cannot create the storage directory {0}")]
     Directory(String, #[source] std::io::Error),
+    #[error("storage.s3.bucket must be set for the s3 backend")]
+    NoBucket,
     #[error(transparent)]
     Store(#[from] object_store::Error),
 }
@@ -44,6 +46,9 @@ impl Blobs {
             }
             Backend::S3 => {
                 let s3 = &settings.s3;
+                if s3.bucket.trim().is_empty() {
+                    return Err(StorageError::NoBucket);
+                }
                 let mut b = AmazonS3Builder::new()
                     .with_bucket_name(&s3.bucket)
                     .with_allow_http(s3.allow_http);
@@ -110,5 +115,43 @@ impl Blobs {
         if let Err(e) = self.delete_version(id, version).await {
             tracing::warn!(%id, version, error = %e, "could not delete image objects");
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::S3Settings;
+
+    #[test]
+    fn object_names_come_from_ids_only() {
+        let id = Uuid::nil();
+        assert_eq!(
+            object_name(id, 3, Variant::Thumb).as_ref(),
+            "00000000-0000-0000-0000-000000000000/3/thumb"
+        );
+    }
+
+    #[test]
+    fn an_s3_compatible_store_is_configured_without_touching_the_network() {
+        let settings = StorageSettings {
+            backend: Backend::S3,
+            path: String::new(),
+            s3: S3Settings {
+                bucket: "shop-images".into(),
+                region: "eu-west-1".into(),
+                endpoint: "http://127.0.0.1:9000".into(),
+                access_key_id: "key".into(),
+                secret_access_key: kommerce_kit::Secret::new("secret"),
+                allow_http: true,
+            },
+        };
+        assert!(Blobs::open(&settings).is_ok());
+        let missing_bucket = StorageSettings {
+            s3: S3Settings::default(),
+            ..settings
+        };
+        assert!(Blobs::open(&missing_bucket).is_err());
     }
 }
