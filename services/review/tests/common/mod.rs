@@ -64,6 +64,16 @@ pub async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl Fn
     }
 }
 
+/// Four services per test: keep each one's pool small, so parallel tests stay well below
+/// PostgreSQL's connection limit.
+fn small_pool(db: &TestDatabase) -> kommerce_kit::DatabaseSettings {
+    kommerce_kit::DatabaseSettings {
+        max_connections: 3,
+        acquire_timeout_ms: 10_000,
+        ..db.settings()
+    }
+}
+
 fn local(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
@@ -77,7 +87,7 @@ async fn order_app(
         TestDatabase::create(&merged_migrator(&kommerce_order::MIGRATIONS).await.unwrap()).await;
     let settings = kommerce_order::Settings {
         http: http(),
-        database: db.settings(),
+        database: small_pool(&db),
         redis: redis.settings(),
         auth: auth.clone(),
         kafka: kafka.clone(),
@@ -99,7 +109,7 @@ async fn item_app(
     let db = TestDatabase::create(&kommerce_item::migrator().await.unwrap()).await;
     let settings = kommerce_item::Settings {
         http: http(),
-        database: db.settings(),
+        database: small_pool(&db),
         redis: redis.settings(),
         auth: auth.clone(),
         kafka: kafka.clone(),
@@ -121,7 +131,7 @@ async fn image_app(
     let db = TestDatabase::create(&kommerce_image::MIGRATOR).await;
     let mut settings = kommerce_image::Settings {
         http: http(),
-        database: db.settings(),
+        database: small_pool(&db),
         redis: redis.settings(),
         auth: auth.clone(),
         ..kommerce_image::Settings::default()
@@ -160,7 +170,7 @@ impl Stack {
         let review_db = TestDatabase::create(&kommerce_review::migrator().await.unwrap()).await;
         let settings = kommerce_review::Settings {
             http: http(),
-            database: review_db.settings(),
+            database: small_pool(&review_db),
             redis: redis.settings(),
             auth: auth.clone(),
             kafka: kafka.clone(),
