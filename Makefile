@@ -22,7 +22,7 @@ control-plane:
 	@bash scripts/control-plane.sh up
 
 build:
-	$(CARGO) build --locked -p kommerce -p kommerce-user -p kommerce-item
+	$(CARGO) build --locked -p kommerce -p kommerce-user -p kommerce-item -p kommerce-order -p kommerce-pay -p kommerce-review -p kommerce-image
 
 migrate: deps build
 	$(BIN)/kommerce migrate

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use kommerce_item::domain::stock::{PoolPolicy, Strategy, policy_document};
-use kommerce_item::{App, MIGRATOR, Settings};
+use kommerce_item::{App, MIGRATIONS, Settings};
 use kommerce_kit::auth::{Role, TokenSigner};
 use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings, redis_url};
 use kommerce_kit::{HttpSettings, TelemetrySettings};
@@ -229,7 +229,8 @@ pub async fn stock(opts: StockBench) -> anyhow::Result<Vec<StrategyResult>> {
             json: false,
         },
     );
-    let db = TestDatabase::create(&MIGRATOR).await;
+    // The item service consumes rating events: its inbox comes with the kit's migrations.
+    let db = TestDatabase::create(&kommerce_kit::db::merged_migrator(&MIGRATIONS).await?).await;
     let ns = RedisNamespace::new();
     let auth = auth_settings();
     let mut settings = Settings {
@@ -242,6 +243,8 @@ pub async fn stock(opts: StockBench) -> anyhow::Result<Vec<StrategyResult>> {
         database: db.settings(),
         redis: ns.settings(),
         auth: auth.clone(),
+        // A Kafka namespace of its own: never the `item` group of a `kommerce up` on this broker.
+        kafka: kommerce_kit::testing::kafka_settings(),
         ..Settings::default()
     };
     settings.database.max_connections = 16;

@@ -3,5 +3,6 @@
 
 pub mod bench;
 pub mod router;
+pub mod saga;
 pub mod supervisor;
 pub mod topology;

@@ -48,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Checkout sagas.
+    Saga {
+        #[command(subcommand)]
+        command: SagaCommand,
+    },
     /// Manage user accounts.
     User {
         #[command(subcommand)]
@@ -70,6 +75,29 @@ enum BenchCommand {
         stock: i64,
         #[arg(long, default_value = "docs/bench")]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SagaCommand {
+    /// Every step of one checkout saga across services (event, service, time, outcome).
+    Trace {
+        /// A payment id or an order id.
+        id: uuid::Uuid,
+        /// The order service's internal URL (`kommerce up`: base port + 3).
+        #[arg(
+            long,
+            env = "KOMMERCE_PEERS__ORDER",
+            default_value = "http://127.0.0.1:8083"
+        )]
+        order_url: String,
+        /// The pay service's internal URL (`kommerce up`: base port + 4).
+        #[arg(
+            long,
+            env = "KOMMERCE_PEERS__PAY",
+            default_value = "http://127.0.0.1:8084"
+        )]
+        pay_url: String,
     },
 }
 
@@ -163,6 +191,19 @@ async fn main() -> anyhow::Result<()> {
                 result = bench => result.map(drop),
                 () = kommerce_kit::server::shutdown_signal() => Ok(()),
             }
+        }
+        Command::Saga {
+            command:
+                SagaCommand::Trace {
+                    id,
+                    order_url,
+                    pay_url,
+                },
+        } => {
+            let steps =
+                kommerce::saga::trace(id, &[("order", order_url), ("pay", pay_url)]).await?;
+            print!("{}", kommerce::saga::render(&steps));
+            Ok(())
         }
         Command::User {
             command: UserCommand::CreateAdmin { email, name, phone },

@@ -58,8 +58,8 @@ pub async fn migrate(database_url_admin: &str) -> anyhow::Result<()> {
         }
         let url = database_url(database_url_admin, &name);
         let mut conn = PgConnection::connect(&url).await?;
-        service
-            .migrator
+        kommerce_kit::db::merged_migrator(service.migrations)
+            .await?
             .run(&mut conn)
             .await
             .with_context(|| format!("migrating {name}"))?;
@@ -123,6 +123,18 @@ fn spawn(
         .kill_on_drop(true);
     if spec.signs_tokens {
         cmd.env("KOMMERCE_AUTH__SIGNING_KEY", &keys.0);
+    }
+    for peer in spec.calls {
+        if let Some(other) = SERVICES.iter().find(|s| s.name == *peer) {
+            cmd.env(
+                format!("KOMMERCE_PEERS__{}", peer.to_ascii_uppercase()),
+                format!("http://127.0.0.1:{}", opts.port + other.port_offset),
+            );
+        }
+    }
+    if spec.name == "image" {
+        // Uploaded bytes live beside the other local state, not in /var/lib.
+        cmd.env("KOMMERCE_STORAGE__PATH", opts.state_dir.join("images"));
     }
     if let (Some((email, password)), "user") = (&opts.admin, spec.name) {
         cmd.env("KOMMERCE_USER__BOOTSTRAP_ADMIN_EMAIL", email)

@@ -14,11 +14,14 @@ pub struct ServiceSpec {
     pub port_offset: u16,
     /// Whether it signs access tokens (gets the private key).
     pub signs_tokens: bool,
-    /// Its migrations, run by `kommerce migrate` and `kommerce up`.
-    pub migrator: &'static sqlx::migrate::Migrator,
+    /// Its migrations (the kit's messaging tables first where it sends or receives events),
+    /// run by `kommerce migrate` and `kommerce up`.
+    pub migrations: &'static [&'static sqlx::migrate::Migrator],
+    /// The services whose internal APIs it calls (it gets their URLs as `[peers]`).
+    pub calls: &'static [&'static str],
 }
 
-/// The services that exist so far. Each later service adds its line here.
+/// Every service. A new service adds its line here.
 pub const SERVICES: &[ServiceSpec] = &[
     ServiceSpec {
         name: "user",
@@ -26,7 +29,8 @@ pub const SERVICES: &[ServiceSpec] = &[
         prefixes: &["/api/v1/users", "/api/v1/auth"],
         port_offset: 1,
         signs_tokens: true,
-        migrator: &kommerce_user::MIGRATOR,
+        migrations: &[&kommerce_user::MIGRATOR],
+        calls: &[],
     },
     ServiceSpec {
         name: "item",
@@ -34,7 +38,44 @@ pub const SERVICES: &[ServiceSpec] = &[
         prefixes: &["/api/v1/items", "/api/v1/categories"],
         port_offset: 2,
         signs_tokens: false,
-        migrator: &kommerce_item::MIGRATOR,
+        migrations: &kommerce_item::MIGRATIONS,
+        calls: &["image"],
+    },
+    ServiceSpec {
+        name: "order",
+        binary: "kommerce-order",
+        prefixes: &["/api/v1/cart", "/api/v1/orders"],
+        port_offset: 3,
+        signs_tokens: false,
+        migrations: &kommerce_order::MIGRATIONS,
+        calls: &["item", "pay"],
+    },
+    ServiceSpec {
+        name: "pay",
+        binary: "kommerce-pay",
+        prefixes: &["/api/v1/payments", "/api/v1/wallet"],
+        port_offset: 4,
+        signs_tokens: false,
+        migrations: &kommerce_pay::MIGRATIONS,
+        calls: &["user", "item", "order"],
+    },
+    ServiceSpec {
+        name: "review",
+        binary: "kommerce-review",
+        prefixes: &["/api/v1/reviews"],
+        port_offset: 5,
+        signs_tokens: false,
+        migrations: &kommerce_review::MIGRATIONS,
+        calls: &["order", "image"],
+    },
+    ServiceSpec {
+        name: "image",
+        binary: "kommerce-image",
+        prefixes: &["/api/v1/images"],
+        port_offset: 6,
+        signs_tokens: false,
+        migrations: &[&kommerce_image::MIGRATOR],
+        calls: &[],
     },
 ];
 
@@ -62,6 +103,9 @@ mod tests {
         assert_eq!(name("/api/v1/users/me/addresses/1/default"), Some("user"));
         assert_eq!(name("/api/v1/auth/login"), Some("user"));
         assert_eq!(name("/api/v1/usersx"), None);
+        assert_eq!(name("/api/v1/reviews/summary"), Some("review"));
+        assert_eq!(name("/api/v1/images/1"), Some("image"));
+        assert_eq!(name("/internal/v1/images/1/attach"), None);
         assert_eq!(
             name("/internal/v1/users/1/addresses/2"),
             None,
@@ -71,6 +115,11 @@ mod tests {
         assert_eq!(name("/api/v1/items/123"), Some("item"));
         assert_eq!(name("/api/v1/categories"), Some("item"));
         assert_eq!(name("/internal/v1/stock/reservations"), None);
+        assert_eq!(name("/api/v1/cart/items/1"), Some("order"));
+        assert_eq!(name("/api/v1/orders/1/cancel"), Some("order"));
+        assert_eq!(name("/api/v1/payments"), Some("pay"));
+        assert_eq!(name("/api/v1/wallet/top-up"), Some("pay"));
+        assert_eq!(name("/internal/v1/saga/1"), None);
     }
 
     #[test]

@@ -2,7 +2,13 @@
 //! stock are never lost or duplicated — on the happy path, when stock runs out, on cancel, on
 //! redelivery of every event, and across a consumer crash.
 
-#![allow(clippy::unwrap_used, clippy::too_many_lines)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::too_many_lines,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod common;
 
@@ -27,6 +33,13 @@ async fn a_paid_cart_becomes_an_order_and_everything_adds_up() {
     let (status, cart) = shop.get("/api/v1/cart", &ada.token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(cart["subtotal_minor"], 3 * 1_250 + 400);
+    assert_eq!(cart["lines"][0]["unit_price_minor"], 1_250);
+    assert!(
+        cart["lines"][0]["added_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
 
     // A wrong amount names the right one and charges nothing.
     let (status, problem) = shop.pay(&ada, &[line], 2_500, "k-wrong").await;
@@ -585,9 +598,10 @@ async fn a_thousand_concurrent_checkouts_sell_exactly_the_stock() {
     .await;
     let settled = started.elapsed();
     eprintln!(
-        "checkout load: {BUYERS} payments accepted in {:.2} s ({:.0}/s); all settled after {:.2} s ({:.0} checkouts/s end to end)",
+        "checkout load: {BUYERS} payments accepted in {:.2} s ({:.0}/s, {} answers of 503 retried with the same key); all settled after {:.2} s ({:.0} checkouts/s end to end)",
         accepted.as_secs_f64(),
         BUYERS as f64 / accepted.as_secs_f64(),
+        shop.retries.load(std::sync::atomic::Ordering::Relaxed),
         settled.as_secs_f64(),
         BUYERS as f64 / settled.as_secs_f64(),
     );

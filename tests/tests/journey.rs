@@ -84,6 +84,7 @@ async fn spawn_platform() -> Platform {
             signing_key: kommerce_kit::Secret::default(),
             ..auth
         },
+        kafka: kommerce_kit::testing::kafka_settings(),
         ..kommerce_item::Settings::default()
     })
     .await

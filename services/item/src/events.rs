@@ -2,50 +2,12 @@
 //! count equal to the review service's totals.
 
 use kommerce_kit::cache::Redis;
-use kommerce_kit::messaging::{Envelope, Event, Handler, HandlerError};
-use serde::{Deserialize, Serialize};
+use kommerce_kit::messaging::{Envelope, Handler, HandlerError};
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::cache;
 
-/// The review service's topic (before the Kafka namespace).
-pub const REVIEWS_TOPIC: &str = "reviews";
-
-/// An item's rating totals after a review change, with the review service's per-item sequence
-/// number (the same schema as `kommerce_review::events::RatingChanged`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RatingChanged {
-    pub item_id: Uuid,
-    pub rating_count: i64,
-    pub rating_sum: i64,
-    pub seq: i64,
-}
-
-impl Event for RatingChanged {
-    const TYPE: &'static str = "review.rating-changed";
-    const VERSION: u16 = 1;
-    fn key(&self) -> String {
-        self.item_id.to_string()
-    }
-}
-
-impl RatingChanged {
-    /// Totals that 1-to-5-star reviews can add up to; anything else is a broken producer.
-    pub fn check(&self) -> Result<(), String> {
-        let plausible = self.seq > 0
-            && self.rating_count >= 0
-            && i32::try_from(self.rating_count).is_ok()
-            && self.rating_sum >= self.rating_count
-            && self.rating_sum <= self.rating_count.saturating_mul(5);
-        if plausible {
-            Ok(())
-        } else {
-            Err(format!("impossible rating totals: {self:?}"))
-        }
-    }
-}
+pub use kommerce_kit::contracts::reviews::{REVIEWS_TOPIC, RatingChanged};
 
 /// Applies rating changes: newer `seq` wins, older or repeated ones change nothing.
 #[derive(Debug, Clone)]
@@ -82,6 +44,8 @@ impl Handler for RatingHandler {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     fn event(count: i64, sum: i64, seq: i64) -> RatingChanged {

@@ -17,9 +17,9 @@ use axum::Router;
 use axum::extract::FromRef;
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::cache::Redis;
-use kommerce_kit::http::{Readiness, service_router};
-use kommerce_kit::messaging::{self, Consumer, provision_topics};
-use kommerce_kit::server::{Server, StartError};
+use kommerce_kit::http::Readiness;
+use kommerce_kit::messaging::{self, Hooks, Workers, provision_topics};
+use kommerce_kit::server::{Service, StartError};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -67,21 +67,13 @@ fn default_instance_id() -> String {
 
 #[derive(Debug)]
 pub struct App {
-    server: Server,
-    port: u16,
+    service: Service,
     stock: Stock,
 }
 
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let db = kommerce_kit::db::connect(&settings.database).await?;
-        if settings.database.migrate {
-            migrator()
-                .await?
-                .run(&db)
-                .await
-                .map_err(kommerce_kit::db::DbError::Migrate)?;
-        }
+        let db = kommerce_kit::db::connect_and_migrate_all(&settings.database, &MIGRATIONS).await?;
         let redis = Redis::connect(&settings.redis)
             .await
             .map_err(StartError::Redis)?;
@@ -114,21 +106,18 @@ impl App {
         provision_topics(kafka, &[&reviews])
             .await
             .map_err(|e| StartError::Setup(format!("item topics: {e}")))?;
-        let ratings = Consumer::new(
-            db.clone(),
-            kafka,
-            &kafka.group("item"),
-            &[&reviews],
-            events::RatingHandler {
-                redis: redis.clone(),
-            },
-        )
-        .map_err(|e| StartError::Setup(format!("rating consumer: {e}")))?;
-        tokio::spawn(async move {
-            if let Err(e) = ratings.run(kommerce_kit::server::shutdown_signal()).await {
-                tracing::error!(error = %e, "rating consumer stopped");
-            }
-        });
+        let mut workers = Workers::new(db.clone(), kafka);
+        workers
+            .consumers(
+                &kafka.group("item"),
+                &[&reviews],
+                &Arc::new(events::RatingHandler {
+                    redis: redis.clone(),
+                }),
+                1,
+                &Hooks::default(),
+            )
+            .map_err(|e| StartError::Setup(format!("rating consumer: {e}")))?;
         let state = AppState {
             db: db.clone(),
             redis: redis.clone(),
@@ -142,20 +131,18 @@ impl App {
             cache_ttl_secs: settings.cache.ttl_secs,
             instance_id,
         };
-        let app = service_router(router(state), Readiness { db, redis }, &settings.http);
-        let server = Server::bind(&settings.http, app)
-            .await
-            .map_err(StartError::Bind)?;
-        let port = server.local_addr().map_err(StartError::Bind)?.port();
-        Ok(Self {
-            server,
-            port,
-            stock,
-        })
+        let service = Service::bind(
+            &settings.http,
+            router(state),
+            Readiness { db, redis },
+            Some(workers),
+        )
+        .await?;
+        Ok(Self { service, stock })
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.service.port()
     }
 
     /// The stock engine (tests and the benchmark inspect the applied policy through it).
@@ -164,13 +151,13 @@ impl App {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.run_until_stopped().await
+        self.service.run_until_stopped().await
     }
 
     pub async fn run_until(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        self.server.run_until(stop).await
+        self.service.run_until(stop).await
     }
 }

@@ -86,3 +86,53 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received, draining");
 }
+
+/// A service ready to serve: its bound HTTP server (API, health, metrics, layers) and the
+/// messaging workers that run beside it and stop with it. Every service's `App::build` returns
+/// one.
+#[derive(Debug)]
+pub struct Service {
+    server: Server,
+    port: u16,
+    workers: Option<crate::messaging::Workers>,
+}
+
+impl Service {
+    /// Wraps `api` in the kit's layers and health routes and binds it.
+    pub async fn bind(
+        http: &HttpSettings,
+        api: Router,
+        readiness: crate::http::Readiness,
+        workers: Option<crate::messaging::Workers>,
+    ) -> Result<Self, StartError> {
+        let app = crate::http::service_router(api, readiness, http);
+        let server = Server::bind(http, app).await.map_err(StartError::Bind)?;
+        let port = server.local_addr().map_err(StartError::Bind)?.port();
+        Ok(Self {
+            server,
+            port,
+            workers,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or Ctrl-C.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop`, then stops the workers (each finishes the message in hand).
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let served = self.server.run_until(stop).await;
+        if let Some(workers) = self.workers {
+            workers.stop().await;
+        }
+        served
+    }
+}

@@ -26,20 +26,14 @@ pub struct SagaHandler {
 }
 
 impl Handler for SagaHandler {
-    fn handle<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        event: &'a Envelope,
-    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
-        async move {
-            if event.is::<PaymentCompleted>() {
-                self.payment_completed(tx, event).await
-            } else if event.is::<PaymentRefunded>() {
-                self.payment_refunded(tx, event).await
-            } else {
-                // payment.cancelled closes a saga that never had an order.
-                Ok(())
-            }
+    async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+        if event.is::<PaymentCompleted>() {
+            self.payment_completed(tx, event).await
+        } else if event.is::<PaymentRefunded>() {
+            self.payment_refunded(tx, event).await
+        } else {
+            // payment.cancelled closes a saga that never had an order.
+            Ok(())
         }
     }
 }

@@ -23,49 +23,43 @@ pub struct SagaHandler {
 }
 
 impl Handler for SagaHandler {
-    fn handle<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        event: &'a Envelope,
-    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
-        async move {
-            if event.is::<OrderCreated>() {
-                let e: OrderCreated = event.decode()?;
-                self.step(
-                    tx,
-                    event,
-                    e.payment_id,
-                    Some(e.order_id),
-                    OrderOutcome::Created,
-                    None,
-                )
-                .await
-            } else if event.is::<OrderFailed>() {
-                let e: OrderFailed = event.decode()?;
-                let why = format!("{}: {}", e.reason, e.detail);
-                self.step(
-                    tx,
-                    event,
-                    e.payment_id,
-                    None,
-                    OrderOutcome::Failed,
-                    Some(&why),
-                )
-                .await
-            } else if event.is::<OrderCancelRequested>() {
-                let e: OrderCancelRequested = event.decode()?;
-                self.step(
-                    tx,
-                    event,
-                    e.payment_id,
-                    Some(e.order_id),
-                    OrderOutcome::CancelRequested,
-                    Some("order cancelled by the customer"),
-                )
-                .await
-            } else {
-                Ok(())
-            }
+    async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+        if event.is::<OrderCreated>() {
+            let e: OrderCreated = event.decode()?;
+            self.step(
+                tx,
+                event,
+                e.payment_id,
+                Some(e.order_id),
+                OrderOutcome::Created,
+                None,
+            )
+            .await
+        } else if event.is::<OrderFailed>() {
+            let e: OrderFailed = event.decode()?;
+            let why = format!("{}: {}", e.reason, e.detail);
+            self.step(
+                tx,
+                event,
+                e.payment_id,
+                None,
+                OrderOutcome::Failed,
+                Some(&why),
+            )
+            .await
+        } else if event.is::<OrderCancelRequested>() {
+            let e: OrderCancelRequested = event.decode()?;
+            self.step(
+                tx,
+                event,
+                e.payment_id,
+                Some(e.order_id),
+                OrderOutcome::CancelRequested,
+                Some("order cancelled by the customer"),
+            )
+            .await
+        } else {
+            Ok(())
         }
     }
 }
@@ -133,7 +127,12 @@ impl SagaHandler {
         }
         let outcome_text = match (status, refunded) {
             (Status::Completed, _) => "payment completed".to_owned(),
-            (s, true) => format!("{} and {} refunded", s.as_str(), payment.amount_minor),
+            (s, true) => format!(
+                "{}: {} back to the {}",
+                s.as_str(),
+                payment.amount_minor,
+                payment.method
+            ),
             (s, false) => s.as_str().to_owned(),
         };
         saga::record(

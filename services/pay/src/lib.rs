@@ -16,10 +16,10 @@ use axum::extract::FromRef;
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::cache::Redis;
 use kommerce_kit::contracts::saga::{ORDERS_TOPIC, PAYMENTS_TOPIC};
-use kommerce_kit::http::{Readiness, service_router};
+use kommerce_kit::http::Readiness;
 use kommerce_kit::messaging::{Hooks, Workers, provision_topics};
 use kommerce_kit::peer::Peer;
-use kommerce_kit::server::{Server, StartError};
+use kommerce_kit::server::{Service, StartError};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -62,20 +62,17 @@ pub fn router(state: AppState) -> Router {
     routes::router().with_state(state)
 }
 
+/// Builds the service: `App::build(settings)` → [`Service`] → `port()`, `run_until(stop)`.
 #[derive(Debug)]
-pub struct App {
-    server: Server,
-    port: u16,
-    workers: Workers,
-}
+pub struct App;
 
 impl App {
-    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+    pub async fn build(settings: Settings) -> Result<Service, StartError> {
         Self::build_with_hooks(settings, Hooks::default()).await
     }
 
     /// Like [`App::build`], with failpoints in the saga consumers (crash tests).
-    pub async fn build_with_hooks(settings: Settings, hooks: Hooks) -> Result<Self, StartError> {
+    pub async fn build_with_hooks(settings: Settings, hooks: Hooks) -> Result<Service, StartError> {
         let db = kommerce_kit::db::connect_and_migrate_all(&settings.database, &MIGRATIONS).await?;
         let redis = Redis::connect(&settings.redis)
             .await
@@ -90,17 +87,15 @@ impl App {
         let user = Peer::new("user", &settings.peers.user, timeout);
         let item = Peer::new("item", &settings.peers.item, timeout);
         let order = Peer::new("order", &settings.peers.order, timeout);
-        let mut workers = Workers::new();
+        let mut workers = Workers::new(db.clone(), kafka);
         workers
-            .relay(db.clone(), kafka)
+            .relay()
             .map_err(|e| StartError::Setup(e.to_string()))?;
         let handler = Arc::new(events::SagaHandler {
             payments_topic: payments.clone(),
         });
         workers
             .consumers(
-                &db,
-                kafka,
                 &kafka.group("pay"),
                 &[&orders],
                 &handler,
@@ -118,34 +113,12 @@ impl App {
             wallet: settings.wallet.clone(),
             card: settings.card.clone(),
         };
-        let app = service_router(router(state), Readiness { db, redis }, &settings.http);
-        let server = Server::bind(&settings.http, app)
-            .await
-            .map_err(StartError::Bind)?;
-        let port = server.local_addr().map_err(StartError::Bind)?.port();
-        Ok(Self {
-            server,
-            port,
-            workers,
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.run_until(kommerce_kit::server::shutdown_signal())
-            .await
-    }
-
-    /// Serves until `stop`, then stops the relay and consumers (each finishes its message).
-    pub async fn run_until(
-        self,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let served = self.server.run_until(stop).await;
-        self.workers.stop().await;
-        served
+        Service::bind(
+            &settings.http,
+            router(state),
+            Readiness { db, redis },
+            Some(workers),
+        )
+        .await
     }
 }

@@ -17,10 +17,10 @@ use axum::Router;
 use axum::extract::FromRef;
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::cache::Redis;
-use kommerce_kit::http::{Readiness, service_router};
-use kommerce_kit::messaging::{self, Relay, provision_topics};
+use kommerce_kit::http::Readiness;
+use kommerce_kit::messaging::{self, Workers, provision_topics};
 use kommerce_kit::peer::Peer;
-use kommerce_kit::server::{Server, StartError};
+use kommerce_kit::server::{Service, StartError};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -59,22 +59,13 @@ pub fn router(state: AppState) -> Router {
     routes::router().with_state(state)
 }
 
+/// Builds the review service: `App::build(settings)` → [`Service`] → `port()`, `run_until(stop)`.
 #[derive(Debug)]
-pub struct App {
-    server: Server,
-    port: u16,
-}
+pub struct App;
 
 impl App {
-    pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let db = kommerce_kit::db::connect(&settings.database).await?;
-        if settings.database.migrate {
-            migrator()
-                .await?
-                .run(&db)
-                .await
-                .map_err(kommerce_kit::db::DbError::Migrate)?;
-        }
+    pub async fn build(settings: Settings) -> Result<Service, StartError> {
+        let db = kommerce_kit::db::connect_and_migrate_all(&settings.database, &MIGRATIONS).await?;
         let redis = Redis::connect(&settings.redis)
             .await
             .map_err(StartError::Redis)?;
@@ -84,13 +75,10 @@ impl App {
         provision_topics(kafka, &[&topic])
             .await
             .map_err(|e| StartError::Setup(format!("review topics: {e}")))?;
-        let relay = Relay::new(db.clone(), kafka)
+        let mut workers = Workers::new(db.clone(), kafka);
+        workers
+            .relay()
             .map_err(|e| StartError::Setup(format!("outbox relay: {e}")))?;
-        tokio::spawn(async move {
-            if let Err(e) = relay.run(kommerce_kit::server::shutdown_signal()).await {
-                tracing::error!(error = %e, "outbox relay stopped");
-            }
-        });
         let peers = &settings.peers;
         let timeout = Duration::from_millis(peers.timeout_ms);
         let state = AppState {
@@ -100,26 +88,12 @@ impl App {
             images: Images(Peer::new("image", &peers.image, timeout)),
             topic,
         };
-        let app = service_router(router(state), Readiness { db, redis }, &settings.http);
-        let server = Server::bind(&settings.http, app)
-            .await
-            .map_err(StartError::Bind)?;
-        let port = server.local_addr().map_err(StartError::Bind)?.port();
-        Ok(Self { server, port })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.run_until_stopped().await
-    }
-
-    pub async fn run_until(
-        self,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        self.server.run_until(stop).await
+        Service::bind(
+            &settings.http,
+            router(state),
+            Readiness { db, redis },
+            Some(workers),
+        )
+        .await
     }
 }

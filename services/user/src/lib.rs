@@ -15,8 +15,8 @@ use axum::Router;
 use axum::extract::FromRef;
 use kommerce_kit::auth::{TokenSigner, TokenVerifier};
 use kommerce_kit::cache::Redis;
-use kommerce_kit::http::{ApiError, Readiness, service_router};
-use kommerce_kit::server::{Server, StartError};
+use kommerce_kit::http::{ApiError, Readiness};
+use kommerce_kit::server::{Service, StartError};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -48,15 +48,12 @@ pub fn router(state: AppState) -> Router {
     routes::router().with_state(state)
 }
 
-/// A built, bound user service.
+/// Builds the user service: `App::build(settings)` → [`Service`] → `port()`, `run_until(stop)`.
 #[derive(Debug)]
-pub struct App {
-    server: Server,
-    port: u16,
-}
+pub struct App;
 
 impl App {
-    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+    pub async fn build(settings: Settings) -> Result<Service, StartError> {
         let db = kommerce_kit::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
         let redis = Redis::connect(&settings.redis)
             .await
@@ -90,27 +87,7 @@ impl App {
             signer,
             sessions,
         };
-        let app = service_router(router(state), Readiness { db, redis }, &settings.http);
-        let server = Server::bind(&settings.http, app)
-            .await
-            .map_err(StartError::Bind)?;
-        let port = server.local_addr().map_err(StartError::Bind)?.port();
-        Ok(Self { server, port })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.run_until_stopped().await
-    }
-
-    pub async fn run_until(
-        self,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        self.server.run_until(stop).await
+        Service::bind(&settings.http, router(state), Readiness { db, redis }, None).await
     }
 }
 

@@ -67,10 +67,8 @@ impl Running {
     }
 }
 
-fn stop_on(rx: oneshot::Receiver<()>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = rx.await;
-    }
+async fn stop_on(rx: oneshot::Receiver<()>) {
+    let _ = rx.await;
 }
 
 /// A port free right now (the order service must be known to pay before it starts).
@@ -119,6 +117,8 @@ pub struct Shop {
     pay: Running,
     /// The local router of `kommerce up`: every public request goes through it.
     router: String,
+    /// 503 answers retried by [`Shop::send`].
+    pub retries: std::sync::atomic::AtomicUsize,
 }
 
 /// A customer with a default address and a token.
@@ -139,9 +139,11 @@ fn http_settings(port: u16) -> HttpSettings {
 }
 
 fn db_settings(db: &TestDatabase) -> kommerce_kit::DatabaseSettings {
+    // Four services per test and two tests at a time stay well under PostgreSQL's default
+    // 100 connections.
     let mut s = db.settings();
-    s.max_connections = 20;
-    s.acquire_timeout_ms = 60_000;
+    s.max_connections = 8;
+    s.acquire_timeout_ms = 20_000;
     s
 }
 
@@ -203,6 +205,8 @@ impl Shop {
             database: db_settings(&item_db),
             redis: redis.settings(),
             auth: verify_only.clone(),
+            kafka: kafka.clone(),
+            peers: peers.clone(),
             ..kommerce_item::Settings::default()
         };
         item_settings.stock.instance_id = Some(format!("e2e-{}", Uuid::new_v4()));
@@ -241,6 +245,7 @@ impl Shop {
                 done: None,
             },
             router: String::new(),
+            retries: std::sync::atomic::AtomicUsize::new(0),
         };
         let upstreams = std::collections::HashMap::from([
             ("user", format!("127.0.0.1:{}", ports[0])),
@@ -311,17 +316,35 @@ impl Shop {
         body: Option<&Value>,
         key: Option<&str>,
     ) -> Response {
-        let mut r = self.http.request(method, format!("{}{path}", self.router));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
+        // A well-behaved client: a 503 changed nothing and says when to come back (bursts of
+        // a thousand requests on two cores do meet one).
+        for _ in 0..10 {
+            let mut r = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.router));
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            if let Some(b) = body {
+                r = r.json(b);
+            }
+            if let Some(k) = key {
+                r = r.header("Idempotency-Key", k);
+            }
+            let response = r.send().await.unwrap();
+            if response.status() != StatusCode::SERVICE_UNAVAILABLE {
+                return response;
+            }
+            self.retries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let wait = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(1);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
         }
-        if let Some(b) = body {
-            r = r.json(b);
-        }
-        if let Some(k) = key {
-            r = r.header("Idempotency-Key", k);
-        }
-        r.send().await.unwrap()
+        panic!("{path}: still 503 after 10 attempts");
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {

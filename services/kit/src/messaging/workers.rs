@@ -14,19 +14,17 @@ use crate::KafkaSettings;
 /// What runs beside the HTTP server.
 #[derive(Debug)]
 pub struct Workers {
+    db: PgPool,
+    kafka: KafkaSettings,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl Default for Workers {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Workers {
-    pub fn new() -> Self {
+    pub fn new(db: PgPool, kafka: &KafkaSettings) -> Self {
         Self {
+            db,
+            kafka: kafka.clone(),
             stop: watch::channel(false).0,
             tasks: Vec::new(),
         }
@@ -40,8 +38,8 @@ impl Workers {
     }
 
     /// Starts the outbox relay.
-    pub fn relay(&mut self, db: PgPool, kafka: &KafkaSettings) -> Result<(), RelayError> {
-        let relay = Relay::new(db, kafka)?;
+    pub fn relay(&mut self) -> Result<(), RelayError> {
+        let relay = Relay::new(self.db.clone(), &self.kafka)?;
         let stop = self.stopped();
         self.tasks.push(tokio::spawn(async move {
             if let Err(e) = relay.run(stop).await {
@@ -55,8 +53,6 @@ impl Workers {
     /// `handler`. A consumer stopped by a failpoint stays stopped, as a killed process would.
     pub fn consumers<H: Handler + 'static>(
         &mut self,
-        db: &PgPool,
-        kafka: &KafkaSettings,
         group: &str,
         topics: &[&str],
         handler: &Arc<H>,
@@ -64,8 +60,14 @@ impl Workers {
         hooks: &Hooks,
     ) -> Result<(), ConsumerError> {
         for _ in 0..count.max(1) {
-            let consumer = Consumer::new(db.clone(), kafka, group, topics, Arc::clone(handler))?
-                .with_hooks(hooks.clone());
+            let consumer = Consumer::new(
+                self.db.clone(),
+                &self.kafka,
+                group,
+                topics,
+                Arc::clone(handler),
+            )?
+            .with_hooks(hooks.clone());
             let stop = self.stopped();
             self.tasks.push(tokio::spawn(async move {
                 if let Err(e) = consumer.run(stop).await {

@@ -30,13 +30,12 @@ pub async fn get(
             if let (true, Some(i)) = (on_sale, item) {
                 subtotal += i.price_minor * i64::from(l.qty);
             }
-            json!({
-                "id": l.id, "item_id": l.item_id, "qty": l.qty, "added_at": l.added_at,
-                "name": item.map(|i| i.name.clone()),
-                "unit_price_minor": item.map(|i| i.price_minor),
-                "on_sale": on_sale,
-                "available": item.map(|i| i.stock),
-            })
+            let mut line = json!(l);
+            line["name"] = json!(item.map(|i| i.name.clone()));
+            line["unit_price_minor"] = json!(item.map(|i| i.price_minor));
+            line["on_sale"] = json!(on_sale);
+            line["available"] = json!(item.map(|i| i.stock));
+            line
         })
         .collect();
     Ok(Json(json!({ "lines": out, "subtotal_minor": subtotal })))
@@ -65,27 +64,25 @@ pub async fn add(
     on_sale(&s, body.item_id).await?;
     let mut tx = s.db.begin().await?;
     store::lock_cart(&mut tx, user.id).await?;
-    let (status, line) = match store::cart_line(&mut tx, user.id, body.item_id).await? {
-        Some(existing) => {
-            let merged =
-                cart::merged_qty(existing.qty, qty).map_err(|m| ApiError::field("qty", m))?;
-            let line = store::set_qty(&mut *tx, user.id, body.item_id, merged)
-                .await?
-                .ok_or(ApiError::NotFound("cart line"))?;
-            (StatusCode::OK, line)
+    let (status, line) = if let Some(existing) =
+        store::cart_line(&mut tx, user.id, body.item_id).await?
+    {
+        let merged = cart::merged_qty(existing.qty, qty).map_err(|m| ApiError::field("qty", m))?;
+        let line = store::set_qty(&mut *tx, user.id, body.item_id, merged)
+            .await?
+            .ok_or(ApiError::NotFound("cart line"))?;
+        (StatusCode::OK, line)
+    } else {
+        if store::count_lines(&mut tx, user.id).await? >= MAX_LINES {
+            return Err(ApiError::conflict(
+                "cart-full",
+                format!("a cart holds at most {MAX_LINES} lines"),
+            ));
         }
-        None => {
-            if store::count_lines(&mut tx, user.id).await? >= MAX_LINES {
-                return Err(ApiError::conflict(
-                    "cart-full",
-                    format!("a cart holds at most {MAX_LINES} lines"),
-                ));
-            }
-            (
-                StatusCode::CREATED,
-                store::insert_line(&mut tx, user.id, body.item_id, qty).await?,
-            )
-        }
+        (
+            StatusCode::CREATED,
+            store::insert_line(&mut tx, user.id, body.item_id, qty).await?,
+        )
     };
     tx.commit().await?;
     Ok((status, Json(json!(line))))

@@ -32,6 +32,11 @@ pub fn router() -> Router<AppState> {
         .merge(kommerce_kit::saga::router())
 }
 
+#[derive(serde::Deserialize)]
+struct Items {
+    items: Vec<ItemView>,
+}
+
 /// The item service's view of `ids` (absent ids are simply missing from the map).
 pub(crate) async fn items(s: &AppState, ids: &[Uuid]) -> Result<HashMap<Uuid, ItemView>, ApiError> {
     if ids.is_empty() {
@@ -42,10 +47,6 @@ pub(crate) async fn items(s: &AppState, ids: &[Uuid]) -> Result<HashMap<Uuid, It
         .item
         .get(&format!("/internal/v1/items?ids={}", list.join(",")))
         .await?;
-    #[derive(serde::Deserialize)]
-    struct Items {
-        items: Vec<ItemView>,
-    }
     let items: Items = reply.json("item")?;
     Ok(items.items.into_iter().map(|i| (i.id, i)).collect())
 }
