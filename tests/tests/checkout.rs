@@ -331,6 +331,7 @@ async fn an_order_consumer_killed_between_commit_and_offset_makes_one_order() {
     let mut shop = Shop::spawn_with(Options {
         partitions: 1,
         consumers: 1,
+        ..Options::default()
     })
     .await;
     // Restart the order service with a consumer that dies right after its first commit.
@@ -557,6 +558,62 @@ async fn bad_cart_and_payment_requests_change_nothing() {
     assert_eq!(scalar(pay_db, "SELECT count(*) FROM payments").await, 0);
     assert_eq!(shop.balance(&eve).await, 50);
     assert_eq!(shop.stock(item).await, 10);
+}
+
+#[tokio::test]
+async fn a_declined_card_charges_nothing() {
+    let declining = Shop::spawn_with(Options {
+        card_failure_rate: 1.0,
+        ..Options::default()
+    })
+    .await;
+    let item = declining.item(900, 3).await;
+    let dee = declining.shopper(0).await;
+    let line = declining.add_to_cart(&dee, item, 1).await;
+    let (status, problem) = declining.pay_by(&dee, &[line], 900, "card-1", "card").await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{problem}");
+    let (_, pay_db) = declining.pools();
+    assert_eq!(scalar(pay_db, "SELECT count(*) FROM payments").await, 0);
+    assert_eq!(declining.stock(item).await, 3);
+}
+
+#[tokio::test]
+async fn a_card_order_is_refunded_to_the_card_not_the_wallet() {
+    let shop = Shop::spawn().await;
+    let item = shop.item(900, 3).await;
+    let dee = shop.shopper(0).await;
+    let line = shop.add_to_cart(&dee, item, 1).await;
+    let (status, paid) = shop.pay_by(&dee, &[line], 900, "card-2", "card").await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    let id = paid["id"].as_str().unwrap().to_owned();
+    let settled = shop.settled(&dee, &id).await;
+    assert_eq!(
+        (settled["status"].as_str(), settled["method"].as_str()),
+        (Some("completed"), Some("card"))
+    );
+    let order = settled["order_id"].as_str().unwrap().to_owned();
+    shop.post(
+        &format!("/api/v1/orders/{order}/cancel"),
+        &dee.token,
+        &json!({}),
+    )
+    .await;
+    eventually("refunded", WAIT, || async {
+        shop.payment(&dee, &id).await["status"] == "refunded"
+    })
+    .await;
+    let (_, pay_db) = shop.pools();
+    assert_eq!(scalar(pay_db, "SELECT count(*) FROM refunds").await, 1);
+    // The card, not the wallet, got the money back: the wallet never moved.
+    assert_eq!(shop.balance(&dee).await, 0);
+    assert_eq!(
+        scalar(
+            pay_db,
+            "SELECT count(*) FROM wallet_entries WHERE kind <> 'top_up'"
+        )
+        .await,
+        0
+    );
 }
 
 /// 1,000 shoppers, one unit each, 100 in stock: exactly 100 orders, 900 refunds, and the money

@@ -86,6 +86,8 @@ pub struct Options {
     pub partitions: i32,
     /// Consumers per saga service.
     pub consumers: u32,
+    /// How often the simulated card declines (0.0 never, 1.0 always).
+    pub card_failure_rate: f64,
 }
 
 impl Default for Options {
@@ -93,6 +95,7 @@ impl Default for Options {
         Self {
             partitions: 3,
             consumers: 3,
+            card_failure_rate: 0.0,
         }
     }
 }
@@ -299,6 +302,8 @@ impl Shop {
             ..kommerce_pay::Settings::default()
         };
         s.saga.consumers = self.opts.consumers;
+        s.card.failure_rate = self.opts.card_failure_rate;
+        s.card.latency_ms = 20;
         let app = kommerce_pay::App::build(s).await.unwrap();
         self.pay = Running::start(app.port(), |rx| app.run_until(stop_on(rx)));
     }
@@ -383,7 +388,7 @@ impl Shop {
 
     /// `n` customers with a default address each (written straight to the user database:
     /// hashing a thousand passwords would test argon2, not the saga) and `balance` in their
-    /// wallets (topped up through the API).
+    /// wallets (topped up through the API; none for 0).
     pub async fn shoppers(&self, n: usize, balance: i64) -> Vec<Shopper> {
         let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
         let addresses: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
@@ -434,7 +439,9 @@ impl Shop {
                 .await;
             assert_eq!(status, StatusCode::OK, "{body}");
         });
-        futures::future::join_all(top_ups).await;
+        if balance > 0 {
+            futures::future::join_all(top_ups).await;
+        }
         shoppers
     }
 
@@ -455,16 +462,17 @@ impl Shop {
         line["id"].as_str().unwrap().parse().unwrap()
     }
 
-    /// `POST /api/v1/payments` with the wallet.
-    pub async fn pay(
+    /// `POST /api/v1/payments` with `method`.
+    pub async fn pay_by(
         &self,
         s: &Shopper,
         lines: &[Uuid],
         amount: i64,
         key: &str,
+        method: &str,
     ) -> (StatusCode, Value) {
         let body = json!({"cart_line_ids": lines, "address_id": s.address_id,
-                          "amount_minor": amount, "method": "wallet"});
+                          "amount_minor": amount, "method": method});
         let r = self
             .send(
                 Method::POST,
@@ -475,6 +483,17 @@ impl Shop {
             )
             .await;
         (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /api/v1/payments` with the wallet.
+    pub async fn pay(
+        &self,
+        s: &Shopper,
+        lines: &[Uuid],
+        amount: i64,
+        key: &str,
+    ) -> (StatusCode, Value) {
+        self.pay_by(s, lines, amount, key, "wallet").await
     }
 
     pub async fn payment(&self, s: &Shopper, id: &str) -> Value {

@@ -66,6 +66,19 @@ pub enum ConsumerError {
     Crashed(Failpoint),
 }
 
+/// librdkafka's close (leave the group, settle a pending rebalance) blocks the calling thread
+/// and can wait long when a rebalance is in flight; it must never stall the async runtime (nor
+/// keep a stopping process alive), so it runs on a thread of its own.
+impl<H> Drop for Consumer<H> {
+    fn drop(&mut self) {
+        if let Some(kafka) = self.kafka.take() {
+            let _ = std::thread::Builder::new()
+                .name("kafka-consumer-close".into())
+                .spawn(move || drop(kafka));
+        }
+    }
+}
+
 /// Records per-partition lag from librdkafka's statistics.
 pub(crate) struct LagContext {
     group: String,
@@ -101,7 +114,8 @@ enum Outcome {
 pub struct Consumer<H> {
     db: PgPool,
     group: String,
-    kafka: StreamConsumer<LagContext>,
+    /// `None` only while being dropped (see the `Drop` impl).
+    kafka: Option<StreamConsumer<LagContext>>,
     dlq: FutureProducer,
     handler: H,
     settings: KafkaSettings,
@@ -156,12 +170,18 @@ impl<H: Handler> Consumer<H> {
         Ok(Self {
             db,
             group: group.to_owned(),
-            kafka: consumer,
+            kafka: Some(consumer),
             dlq,
             handler,
             settings: settings.clone(),
             hooks: Hooks::default(),
         })
+    }
+
+    fn kafka(&self) -> &StreamConsumer<LagContext> {
+        self.kafka
+            .as_ref()
+            .expect("the Kafka consumer lives until drop")
     }
 
     #[must_use]
@@ -178,7 +198,7 @@ impl<H: Handler> Consumer<H> {
         loop {
             let msg = tokio::select! {
                 () = &mut stop => break,
-                m = self.kafka.recv() => m,
+                m = self.kafka().recv() => m,
             };
             let msg = match msg {
                 Ok(m) => m,
@@ -190,15 +210,15 @@ impl<H: Handler> Consumer<H> {
             };
             self.process(&msg).await?;
             if let Err(e) = self
-                .kafka
+                .kafka()
                 .store_offset_from_message(&msg)
-                .and_then(|()| self.kafka.commit_consumer_state(CommitMode::Async))
+                .and_then(|()| self.kafka().commit_consumer_state(CommitMode::Async))
             {
                 // The effect is committed; a lost offset means a redelivery the inbox absorbs.
                 tracing::warn!(group = %self.group, error = %e, "offset commit failed");
             }
         }
-        if let Err(e) = self.kafka.commit_consumer_state(CommitMode::Sync) {
+        if let Err(e) = self.kafka().commit_consumer_state(CommitMode::Sync) {
             tracing::debug!(group = %self.group, error = %e, "final commit");
         }
         Ok(())
