@@ -17,9 +17,8 @@ use axum::Router;
 use axum::extract::FromRef;
 use kommerce_kit::HttpSettings;
 use kommerce_kit::auth::TokenVerifier;
-use kommerce_kit::cache::Redis;
 use kommerce_kit::http::{Readiness, service_router};
-use kommerce_kit::server::{Server, StartError};
+use kommerce_kit::server::{Foundation, Server, StartError};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -69,11 +68,17 @@ pub struct App {
 
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let db = kommerce_kit::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
-        let redis = Redis::connect(&settings.redis)
-            .await
-            .map_err(StartError::Redis)?;
-        let verifier = Arc::new(TokenVerifier::new(&settings.auth, redis.clone())?);
+        let Foundation {
+            db,
+            redis,
+            verifier,
+        } = Foundation::connect(
+            &settings.database,
+            &settings.redis,
+            &settings.auth,
+            &[&MIGRATOR],
+        )
+        .await?;
         let blobs = Blobs::open(&settings.storage)
             .map_err(|e| StartError::Setup(format!("image storage: {e}")))?;
         let images = &settings.images;

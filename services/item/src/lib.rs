@@ -19,7 +19,7 @@ use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::cache::Redis;
 use kommerce_kit::http::Readiness;
 use kommerce_kit::messaging::{self, Hooks, Workers, provision_topics};
-use kommerce_kit::server::{Service, StartError};
+use kommerce_kit::server::{Foundation, Service, StartError};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -73,11 +73,17 @@ pub struct App {
 
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let db = kommerce_kit::db::connect_and_migrate_all(&settings.database, &MIGRATIONS).await?;
-        let redis = Redis::connect(&settings.redis)
-            .await
-            .map_err(StartError::Redis)?;
-        let verifier = Arc::new(TokenVerifier::new(&settings.auth, redis.clone())?);
+        let Foundation {
+            db,
+            redis,
+            verifier,
+        } = Foundation::connect(
+            &settings.database,
+            &settings.redis,
+            &settings.auth,
+            &MIGRATIONS,
+        )
+        .await?;
         let instance_id = settings
             .stock
             .instance_id
@@ -103,21 +109,17 @@ impl App {
         // Ratings: the review service's totals, applied once per event and newest-seq-wins.
         let kafka = &settings.kafka;
         let reviews = kafka.topic(events::REVIEWS_TOPIC);
-        provision_topics(kafka, &[&reviews])
-            .await
-            .map_err(|e| StartError::Setup(format!("item topics: {e}")))?;
+        provision_topics(kafka, &[&reviews]).await?;
         let mut workers = Workers::new(db.clone(), kafka);
-        workers
-            .consumers(
-                &kafka.group("item"),
-                &[&reviews],
-                &Arc::new(events::RatingHandler {
-                    redis: redis.clone(),
-                }),
-                1,
-                &Hooks::default(),
-            )
-            .map_err(|e| StartError::Setup(format!("rating consumer: {e}")))?;
+        workers.consumers(
+            &kafka.group("item"),
+            &[&reviews],
+            &Arc::new(events::RatingHandler {
+                redis: redis.clone(),
+            }),
+            1,
+            &Hooks::default(),
+        )?;
         let state = AppState {
             db: db.clone(),
             redis: redis.clone(),

@@ -20,9 +20,44 @@ pub enum StartError {
     Keys(#[from] crate::auth::KeyError),
     #[error("cannot bind the HTTP port")]
     Bind(#[source] std::io::Error),
+    #[error("cannot provision the service's topics")]
+    Topics(#[from] crate::messaging::TopicError),
+    #[error("cannot start the outbox relay")]
+    Relay(#[from] crate::messaging::RelayError),
+    #[error("cannot start a consumer")]
+    Consumer(#[from] crate::messaging::ConsumerError),
     /// A service-specific start-up step failed (the message names it).
     #[error("{0}")]
     Setup(String),
+}
+
+/// What every service connects to first: its database (migrated when configured), Redis, and
+/// the access-token verifier that reads Redis's deny-list.
+#[derive(Debug)]
+pub struct Foundation {
+    pub db: sqlx::PgPool,
+    pub redis: crate::cache::Redis,
+    pub verifier: std::sync::Arc<crate::auth::TokenVerifier>,
+}
+
+impl Foundation {
+    pub async fn connect(
+        database: &crate::DatabaseSettings,
+        redis: &crate::RedisSettings,
+        auth: &crate::AuthSettings,
+        migrations: &[&sqlx::migrate::Migrator],
+    ) -> Result<Self, StartError> {
+        let db = crate::db::connect_and_migrate_all(database, migrations).await?;
+        let redis = crate::cache::Redis::connect(redis)
+            .await
+            .map_err(StartError::Redis)?;
+        let verifier = std::sync::Arc::new(crate::auth::TokenVerifier::new(auth, redis.clone())?);
+        Ok(Self {
+            db,
+            redis,
+            verifier,
+        })
+    }
 }
 
 /// A bound, not yet serving HTTP server. Binding port 0 picks a free port (tests).

@@ -14,12 +14,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use kommerce_kit::auth::TokenVerifier;
-use kommerce_kit::cache::Redis;
 use kommerce_kit::contracts::saga::{ORDERS_TOPIC, PAYMENTS_TOPIC};
 use kommerce_kit::http::Readiness;
 use kommerce_kit::messaging::{Hooks, Workers, provision_topics};
 use kommerce_kit::peer::Peer;
-use kommerce_kit::server::{Service, StartError};
+use kommerce_kit::server::{Foundation, Service, StartError};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -70,36 +69,36 @@ impl App {
 
     /// Like [`App::build`], with failpoints in the saga consumers (crash tests).
     pub async fn build_with_hooks(settings: Settings, hooks: Hooks) -> Result<Service, StartError> {
-        let db = kommerce_kit::db::connect_and_migrate_all(&settings.database, &MIGRATIONS).await?;
-        let redis = Redis::connect(&settings.redis)
-            .await
-            .map_err(StartError::Redis)?;
-        let verifier = Arc::new(TokenVerifier::new(&settings.auth, redis.clone())?);
+        let Foundation {
+            db,
+            redis,
+            verifier,
+        } = Foundation::connect(
+            &settings.database,
+            &settings.redis,
+            &settings.auth,
+            &MIGRATIONS,
+        )
+        .await?;
         let kafka = &settings.kafka;
         let (payments, orders) = (kafka.topic(PAYMENTS_TOPIC), kafka.topic(ORDERS_TOPIC));
-        provision_topics(kafka, &[&payments, &orders])
-            .await
-            .map_err(|e| StartError::Setup(e.to_string()))?;
+        provision_topics(kafka, &[&payments, &orders]).await?;
         let timeout = Duration::from_millis(settings.peers.timeout_ms);
         let item = Peer::new("item", &settings.peers.item, timeout);
         let pay = Peer::new("pay", &settings.peers.pay, timeout);
         let mut workers = Workers::new(db.clone(), kafka);
-        workers
-            .relay()
-            .map_err(|e| StartError::Setup(e.to_string()))?;
+        workers.relay()?;
         let handler = Arc::new(events::SagaHandler {
             item: item.clone(),
             orders_topic: orders.clone(),
         });
-        workers
-            .consumers(
-                &kafka.group("order"),
-                &[&payments],
-                &handler,
-                settings.saga.consumers,
-                &hooks,
-            )
-            .map_err(|e| StartError::Setup(e.to_string()))?;
+        workers.consumers(
+            &kafka.group("order"),
+            &[&payments],
+            &handler,
+            settings.saga.consumers,
+            &hooks,
+        )?;
         let state = AppState {
             db: db.clone(),
             verifier,

@@ -16,11 +16,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use kommerce_kit::auth::TokenVerifier;
-use kommerce_kit::cache::Redis;
 use kommerce_kit::http::Readiness;
 use kommerce_kit::messaging::{self, Workers, provision_topics};
 use kommerce_kit::peer::Peer;
-use kommerce_kit::server::{Service, StartError};
+use kommerce_kit::server::{Foundation, Service, StartError};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -65,20 +64,22 @@ pub struct App;
 
 impl App {
     pub async fn build(settings: Settings) -> Result<Service, StartError> {
-        let db = kommerce_kit::db::connect_and_migrate_all(&settings.database, &MIGRATIONS).await?;
-        let redis = Redis::connect(&settings.redis)
-            .await
-            .map_err(StartError::Redis)?;
-        let verifier = Arc::new(TokenVerifier::new(&settings.auth, redis.clone())?);
+        let Foundation {
+            db,
+            redis,
+            verifier,
+        } = Foundation::connect(
+            &settings.database,
+            &settings.redis,
+            &settings.auth,
+            &MIGRATIONS,
+        )
+        .await?;
         let kafka = &settings.kafka;
         let topic = kafka.topic(REVIEWS_TOPIC);
-        provision_topics(kafka, &[&topic])
-            .await
-            .map_err(|e| StartError::Setup(format!("review topics: {e}")))?;
+        provision_topics(kafka, &[&topic]).await?;
         let mut workers = Workers::new(db.clone(), kafka);
-        workers
-            .relay()
-            .map_err(|e| StartError::Setup(format!("outbox relay: {e}")))?;
+        workers.relay()?;
         let peers = &settings.peers;
         let timeout = Duration::from_millis(peers.timeout_ms);
         let state = AppState {

@@ -16,7 +16,7 @@ use axum::extract::FromRef;
 use kommerce_kit::auth::{TokenSigner, TokenVerifier};
 use kommerce_kit::cache::Redis;
 use kommerce_kit::http::{ApiError, Readiness};
-use kommerce_kit::server::{Service, StartError};
+use kommerce_kit::server::{Foundation, Service, StartError};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -54,11 +54,17 @@ pub struct App;
 
 impl App {
     pub async fn build(settings: Settings) -> Result<Service, StartError> {
-        let db = kommerce_kit::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
-        let redis = Redis::connect(&settings.redis)
-            .await
-            .map_err(StartError::Redis)?;
-        let verifier = Arc::new(TokenVerifier::new(&settings.auth, redis.clone())?);
+        let Foundation {
+            db,
+            redis,
+            verifier,
+        } = Foundation::connect(
+            &settings.database,
+            &settings.redis,
+            &settings.auth,
+            &[&MIGRATOR],
+        )
+        .await?;
         let signer = Arc::new(TokenSigner::new(&settings.auth)?);
         let sessions = Sessions::new(
             redis.clone(),
