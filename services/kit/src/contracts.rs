@@ -144,3 +144,47 @@ pub mod reviews {
         }
     }
 }
+
+pub mod catalogue {
+    use std::collections::HashMap;
+
+    use serde::Deserialize;
+    use uuid::Uuid;
+
+    use crate::peer::{Peer, PeerError};
+
+    /// An item as the item service's `GET /internal/v1/items?ids=` reports it.
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct ItemView {
+        pub id: Uuid,
+        pub name: String,
+        pub price_minor: i64,
+        pub status: String,
+        pub stock: i64,
+        pub deleted: bool,
+    }
+
+    impl ItemView {
+        pub fn on_sale(&self) -> bool {
+            !self.deleted && self.status == "on_sale"
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct Items {
+        items: Vec<ItemView>,
+    }
+
+    /// The item service's view of `ids` (up to 100); an unknown id is absent from the map.
+    pub async fn items(item: &Peer, ids: &[Uuid]) -> Result<HashMap<Uuid, ItemView>, PeerError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let list: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let items: Items = item
+            .get(&format!("/internal/v1/items?ids={}", list.join(",")))
+            .await?
+            .json(item.name())?;
+        Ok(items.items.into_iter().map(|i| (i.id, i)).collect())
+    }
+}

@@ -40,3 +40,25 @@ pub fn limit_param(p: &QueryParams, default: i64, max: i64) -> Result<i64, ApiEr
             .ok_or_else(|| ApiError::field("limit", format!("must be from 1 to {max}"))),
     }
 }
+
+/// `cursor` from a query, for listings paged by (time-ordered) id: absent, or an id this
+/// listing handed out (422 naming `cursor` otherwise).
+pub fn id_cursor_param(p: &QueryParams) -> Result<Option<uuid::Uuid>, ApiError> {
+    p.get("cursor")
+        .map(|c| {
+            c.parse()
+                .map_err(|_| ApiError::field("cursor", "is not a cursor from this listing"))
+        })
+        .transpose()
+}
+
+/// The cursor of the page after `page`: its last id when the page is full, else `None`.
+pub fn next_id_cursor<T>(
+    page: &[T],
+    limit: i64,
+    id: impl Fn(&T) -> uuid::Uuid,
+) -> Option<uuid::Uuid> {
+    (i64::try_from(page.len()).ok() == Some(limit))
+        .then(|| page.last().map(id))
+        .flatten()
+}

@@ -37,23 +37,6 @@ pub fn merged_qty(current: i32, added: i32) -> Result<i32, String> {
     })
 }
 
-/// What the item service says about an item, as far as a cart cares.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ItemView {
-    pub id: Uuid,
-    pub name: String,
-    pub price_minor: i64,
-    pub status: String,
-    pub stock: i64,
-    pub deleted: bool,
-}
-
-impl ItemView {
-    pub fn on_sale(&self) -> bool {
-        !self.deleted && self.status == "on_sale"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

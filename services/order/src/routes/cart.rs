@@ -8,6 +8,8 @@ use kommerce_kit::http::{ApiError, ApiJson, path_id};
 use kommerce_kit::validate::Fields;
 use serde_json::json;
 
+use kommerce_kit::contracts::catalogue::ItemView;
+
 use super::items;
 use crate::AppState;
 use crate::domain::cart::{self, AddBody, MAX_LINES, SetBody};
@@ -26,7 +28,7 @@ pub async fn get(
         .iter()
         .map(|l| {
             let item = known.get(&l.item_id);
-            let on_sale = item.is_some_and(cart::ItemView::on_sale);
+            let on_sale = item.is_some_and(ItemView::on_sale);
             if let (true, Some(i)) = (on_sale, item) {
                 subtotal += i.price_minor * i64::from(l.qty);
             }

@@ -12,7 +12,7 @@ use kommerce_kit::http::ApiError;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::domain::cart::ItemView;
+use kommerce_kit::contracts::catalogue::{self, ItemView};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -32,21 +32,7 @@ pub fn router() -> Router<AppState> {
         .merge(kommerce_kit::saga::router())
 }
 
-#[derive(serde::Deserialize)]
-struct Items {
-    items: Vec<ItemView>,
-}
-
 /// The item service's view of `ids` (absent ids are simply missing from the map).
 pub(crate) async fn items(s: &AppState, ids: &[Uuid]) -> Result<HashMap<Uuid, ItemView>, ApiError> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let list: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-    let reply = s
-        .item
-        .get(&format!("/internal/v1/items?ids={}", list.join(",")))
-        .await?;
-    let items: Items = reply.json("item")?;
-    Ok(items.items.into_iter().map(|i| (i.id, i)).collect())
+    Ok(catalogue::items(&s.item, ids).await?)
 }

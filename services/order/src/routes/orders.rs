@@ -6,7 +6,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use kommerce_kit::auth::{AdminUser, AuthUser};
 use kommerce_kit::contracts::saga::OrderCancelRequested;
-use kommerce_kit::http::{ApiError, QueryParams, limit_param, path_id, query_params};
+use kommerce_kit::http::{
+    ApiError, QueryParams, id_cursor_param, limit_param, next_id_cursor, path_id, query_params,
+};
 use kommerce_kit::messaging::{Envelope, Event, publish_in_tx};
 use kommerce_kit::saga::{self, NewStep, Step};
 use serde_json::json;
@@ -24,18 +26,10 @@ pub async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let p = query_params(q)?;
     let limit = limit_param(&p, 20, 100)?;
-    let cursor = match p.get("cursor") {
-        None => None,
-        Some(c) => Some(
-            c.parse::<Uuid>()
-                .map_err(|_| ApiError::field("cursor", "is not a cursor from this listing"))?,
-        ),
-    };
+    let cursor = id_cursor_param(&p)?;
     let mut conn = s.db.acquire().await?;
     let orders = store::orders(&mut conn, user.id, cursor, limit).await?;
-    let next = (i64::try_from(orders.len()).unwrap_or(0) == limit)
-        .then(|| orders.last().map(|o| o.id))
-        .flatten();
+    let next = next_id_cursor(&orders, limit, |o| o.id);
     Ok(Json(json!({ "orders": orders, "next_cursor": next })))
 }
 

@@ -11,9 +11,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kommerce_kit::auth::AuthUser;
+use kommerce_kit::contracts::catalogue;
 use kommerce_kit::contracts::saga::{PaidLine, PaymentCompleted};
 use kommerce_kit::http::{
-    ApiError, ApiJson, FieldError, QueryParams, limit_param, path_id, query_params,
+    ApiError, ApiJson, FieldError, QueryParams, id_cursor_param, limit_param, next_id_cursor,
+    path_id, query_params,
 };
 use kommerce_kit::messaging::{Envelope, publish_in_tx};
 use rand::Rng;
@@ -36,20 +38,6 @@ struct CartLine {
 #[derive(Debug, Deserialize)]
 struct Cart {
     lines: Vec<CartLine>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ItemView {
-    id: Uuid,
-    name: String,
-    price_minor: i64,
-    status: String,
-    deleted: bool,
-}
-
-#[derive(Debug, Deserialize)]
-struct Items {
-    items: Vec<ItemView>,
 }
 
 /// The first response to a key, returned again (201) to a repeat of the same request.
@@ -86,18 +74,13 @@ async fn priced_lines(
         // Someone else's line and no line at all look the same.
         chosen.push(*mine.get(id).ok_or(ApiError::NotFound("cart line"))?);
     }
-    let ids: Vec<String> = chosen.iter().map(|l| l.item_id.to_string()).collect();
-    let items: Items = s
-        .item
-        .get(&format!("/internal/v1/items?ids={}", ids.join(",")))
-        .await?
-        .json("item")?;
-    let items: HashMap<Uuid, ItemView> = items.items.into_iter().map(|i| (i.id, i)).collect();
+    let ids: Vec<Uuid> = chosen.iter().map(|l| l.item_id).collect();
+    let items = catalogue::items(&s.item, &ids).await?;
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(chosen.len());
     for (i, line) in chosen.iter().enumerate() {
         match items.get(&line.item_id) {
-            Some(item) if !item.deleted && item.status == "on_sale" => lines.push(PaidLine {
+            Some(item) if item.on_sale() => lines.push(PaidLine {
                 item_id: item.id,
                 name: item.name.clone(),
                 unit_price_minor: item.price_minor,
@@ -246,16 +229,8 @@ pub async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let p = query_params(q)?;
     let limit = limit_param(&p, 20, 100)?;
-    let cursor = match p.get("cursor") {
-        None => None,
-        Some(c) => Some(
-            c.parse::<Uuid>()
-                .map_err(|_| ApiError::field("cursor", "is not a cursor from this listing"))?,
-        ),
-    };
+    let cursor = id_cursor_param(&p)?;
     let payments = store::payments(&s.db, user.id, cursor, limit).await?;
-    let next = (i64::try_from(payments.len()).unwrap_or(0) == limit)
-        .then(|| payments.last().map(|p| p.id))
-        .flatten();
+    let next = next_id_cursor(&payments, limit, |p| p.id);
     Ok(Json(json!({ "payments": payments, "next_cursor": next })))
 }
