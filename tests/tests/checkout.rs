@@ -187,16 +187,7 @@ async fn cancel_refunds_restores_stock_and_a_second_cancel_changes_nothing() {
     assert_eq!(order["status"], "cancelled");
     let (order_db, pay_db) = shop.pools();
     // Let any stray event arrive before counting.
-    eventually("outboxes drained", WAIT, || async {
-        scalar(
-            order_db,
-            "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
-        )
-        .await
-            == 0
-            && scalar(pay_db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL").await == 0
-    })
-    .await;
+    shop.outboxes_drained().await;
     assert_eq!(
         scalar(
             order_db,
@@ -285,16 +276,7 @@ async fn replaying_every_event_changes_nothing() {
             scalar(pay_db, "SELECT count(*) FROM outbox").await,
         )
     };
-    eventually("outboxes drained", WAIT, || async {
-        scalar(
-            order_db,
-            "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
-        )
-        .await
-            == 0
-            && scalar(pay_db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL").await == 0
-    })
-    .await;
+    shop.outboxes_drained().await;
     // Events in each topic: the rows of its owner's outbox.
     let (in_orders, in_payments) = (
         scalar(order_db, "SELECT count(*) FROM outbox").await,

@@ -151,3 +151,17 @@ pub fn kafka_settings() -> crate::KafkaSettings {
         ..crate::KafkaSettings::default()
     }
 }
+
+/// Polls `check` until it holds; panics naming `what` once `limit` has passed. For states
+/// reached asynchronously (a consumer's effect, an acknowledgement) — never a sleep.
+pub async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    limit: std::time::Duration,
+    mut check: impl FnMut() -> F,
+) {
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "timed out waiting for: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

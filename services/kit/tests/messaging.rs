@@ -190,15 +190,8 @@ fn start_consumer(env: &Env, instance: &'static str, hooks: Hooks) -> Running<Co
     Running { stop, handle }
 }
 
-async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn eventually<F: Future<Output = bool>>(what: &str, check: impl FnMut() -> F) {
+    kommerce_kit::testing::eventually(what, DEADLINE, check).await;
 }
 
 async fn scalar(db: &PgPool, sql: &str) -> i64 {

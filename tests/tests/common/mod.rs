@@ -5,7 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kommerce_kit::auth::{Role, TokenSigner};
 use kommerce_kit::messaging::Hooks;
@@ -19,17 +19,7 @@ use sqlx::PgPool;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-pub async fn eventually<F: Future<Output = bool>>(
-    what: &str,
-    limit: Duration,
-    mut check: impl FnMut() -> F,
-) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < limit, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+pub use kommerce_kit::testing::eventually;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -535,14 +525,29 @@ impl Shop {
         (&self.order_db.pool, &self.pay_db.pool)
     }
 
-    /// Messages the group has committed past, over every partition of `topic`.
-    pub fn committed(&self, group: &str, topic: &str) -> i64 {
-        let c: BaseConsumer = rdkafka::ClientConfig::new()
+    /// A client of `group` that reads and writes its committed offsets, never consuming.
+    fn group_client(&self, group: &str) -> BaseConsumer {
+        rdkafka::ClientConfig::new()
             .set("bootstrap.servers", &self.kafka.bootstrap_servers)
             .set("group.id", self.kafka.group(group))
             .set("enable.auto.commit", "false")
             .create()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Waits until both saga outboxes have sent every row.
+    pub async fn outboxes_drained(&self) {
+        let pending = "SELECT count(*) FROM outbox WHERE sent_at IS NULL";
+        eventually("outboxes drained", WAIT, || async {
+            scalar(&self.order_db.pool, pending).await == 0
+                && scalar(&self.pay_db.pool, pending).await == 0
+        })
+        .await;
+    }
+
+    /// Messages the group has committed past, over every partition of `topic`.
+    pub fn committed(&self, group: &str, topic: &str) -> i64 {
+        let c = self.group_client(group);
         let mut tpl = TopicPartitionList::new();
         for p in 0..self.opts.partitions {
             tpl.add_partition(&self.kafka.topic(topic), p);
@@ -559,12 +564,7 @@ impl Shop {
 
     /// Moves `group` back to offset 0 of `topic` (its consumers must be stopped).
     pub fn rewind(&self, group: &str, topic: &str) {
-        let c: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &self.kafka.bootstrap_servers)
-            .set("group.id", self.kafka.group(group))
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
+        let c = self.group_client(group);
         let mut tpl = TopicPartitionList::new();
         for p in 0..self.opts.partitions {
             tpl.add_partition_offset(&self.kafka.topic(topic), p, Offset::Offset(0))

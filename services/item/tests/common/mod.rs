@@ -4,7 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kommerce_item::domain::stock::{PoolPolicy, Strategy, policy_document};
 use kommerce_item::{App, Settings};
@@ -29,15 +29,9 @@ pub struct TestApp {
     pub customer: String,
 }
 
-pub async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// The kit's `eventually` with this suite's 30 s limit.
+pub async fn eventually<F: Future<Output = bool>>(what: &str, check: impl FnMut() -> F) {
+    kommerce_kit::testing::eventually(what, Duration::from_secs(30), check).await;
 }
 
 impl TestApp {

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::io::Cursor;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kommerce_kit::auth::{Role, TokenSigner};
 use kommerce_kit::db::merged_migrator;
@@ -53,15 +53,9 @@ fn http() -> HttpSettings {
     }
 }
 
-pub async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+/// The kit's `eventually` with this suite's 30 s limit.
+pub async fn eventually<F: Future<Output = bool>>(what: &str, check: impl FnMut() -> F) {
+    kommerce_kit::testing::eventually(what, Duration::from_secs(30), check).await;
 }
 
 /// Four services per test: keep each one's pool small, so parallel tests stay well below
