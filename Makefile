@@ -1,5 +1,5 @@
 # Kommerce — the README's commands. Every target that needs a server first runs scripts/deps.sh,
-# which reuses, starts or installs PostgreSQL, Redis and the Kafka-protocol broker (tansu).
+# which reuses, starts or installs PostgreSQL, Redis and Apache Kafka (scripts/kafka.sh).
 
 CARGO      ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
@@ -31,7 +31,8 @@ migrate: deps build
 up: deps build
 	$(BIN)/kommerce up
 
-test: deps control-plane test-rust
+# The services' binaries are built first: the platform tests run each as its own process.
+test: deps control-plane build test-rust
 
 test-rust:
 ifeq ($(NEXTEST),yes)

@@ -1,41 +1,32 @@
 #!/usr/bin/env bash
 # Ensure the local infrastructure Kommerce needs is up (idempotent).
 #
-#   scripts/deps.sh                  # postgres, redis and tansu
+#   scripts/deps.sh                  # postgres, redis and kafka
 #   scripts/deps.sh postgres redis   # only the named ones
 #
 # Debian, no systemd, no docker. Missing packages are installed with apt-get
-# (root only); tansu (Kafka-protocol broker) is installed with cargo.
+# (root only); the Kafka broker comes from Maven via scripts/kafka.sh.
 #
 #   postgres  127.0.0.1:5432  postgres://postgres@127.0.0.1:5432/postgres (trust auth)
 #   redis     127.0.0.1:6379
-#   tansu     127.0.0.1:9092  (in-memory storage by default)
+#   kafka     127.0.0.1:9092  Apache Kafka, KRaft single node (controller on :10092),
+#                             state in $KOMMERCE_STATE_DIR/kafka
 #
 # Environment:
 #   KOMMERCE_STATE_DIR   state/log dir (default: $HOME/.cache/kommerce)
-#   DEPS_SKIP_TANSU=1    skip the Kafka broker
-#   DEPS_TANSU_STORAGE   tansu storage engine URL (default: memory://tansu/)
-#   DEPS_TANSU_INSTALL_WAIT  seconds to wait for an already running
-#                        `cargo install tansu` (default: 1500)
+#   DEPS_SKIP_KAFKA=1    skip the Kafka broker
 set -euo pipefail
 
 PG_HOST=127.0.0.1
 PG_PORT=5432
 REDIS_HOST=127.0.0.1
 REDIS_PORT=6379
-TANSU_HOST=127.0.0.1
-TANSU_PORT=9092
-TANSU_VERSION=0.6.0
-TANSU_FEATURES=dynostore,libsql
+KAFKA_PORT=9092
 
 STATE_DIR="${KOMMERCE_STATE_DIR:-$HOME/.cache/kommerce}"
 APT_LOG="$STATE_DIR/apt.log"
-TANSU_LOG="$STATE_DIR/tansu.log"
-TANSU_PID_FILE="$STATE_DIR/tansu.pid"
-TANSU_INSTALL_LOG="$STATE_DIR/tansu-install.log"
-CARGO_BIN_DIR="${CARGO_HOME:-$HOME/.cargo}/bin"
 
-ALL_DEPS=(postgres redis tansu)
+ALL_DEPS=(postgres redis kafka)
 
 # ---------------------------------------------------------------- helpers
 
@@ -44,34 +35,17 @@ die() {
     printf 'deps.sh: ERROR: %s\n' "$*" >&2
     exit 1
 }
-have() { command -v "$1" >/dev/null 2>&1; }
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 is_root() { [[ $(id -u) -eq 0 ]]; }
 
 usage() {
     cat <<EOF
-usage: $0 [postgres] [redis] [tansu]
+usage: $0 [postgres] [redis] [kafka]
 Ensures the named local dependencies are running (default: all).
-Env: KOMMERCE_STATE_DIR, DEPS_SKIP_TANSU=1, DEPS_TANSU_STORAGE=<url>
+Env: KOMMERCE_STATE_DIR, DEPS_SKIP_KAFKA=1 (and the KAFKA_* variables of scripts/kafka.sh)
 EOF
 }
-
-# port_open HOST PORT: true if something accepts TCP connections there.
-port_open() {
-    timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
-}
-
-# wait_for SECONDS CMD...: poll CMD every 0.5 s until it succeeds or time runs out.
-wait_for() {
-    local secs=$1
-    shift
-    local deadline=$((SECONDS + secs))
-    until "$@"; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.5
-    done
-}
-
-log_tail() { [[ -f $1 ]] && tail -n "${2:-20}" "$1" | sed 's/^/    | /' >&2 || true; }
 
 APT_UPDATED=0
 apt_install() {
@@ -265,143 +239,26 @@ ensure_redis() {
     say "redis: ${installed}started on $REDIS_HOST:$REDIS_PORT"
 }
 
-# ------------------------------------------------------------------ tansu
+# ------------------------------------------------------------------ kafka
 
-tansu_bin() {
-    if [[ -x $CARGO_BIN_DIR/tansu ]]; then
-        echo "$CARGO_BIN_DIR/tansu"
-    elif have tansu; then
-        command -v tansu
-    else
-        return 1
-    fi
-}
-
-cargo_install_running() { pgrep -f 'cargo install( .*)? tansu' >/dev/null 2>&1; }
-
-# Packages a failed build asked for, judged from the cargo output.
-tansu_missing_build_pkgs() {
-    local log=$1 pkgs=()
-    grep -qE "linker \`cc\` not found|failed to find tool \"(cc|c\+\+|gcc)\"|(^|/| )(cc|c\+\+|gcc|g\+\+): not found|ToolNotFound" "$log" && pkgs+=(build-essential)
-    grep -qiE "is \`cmake\` not installed|cmake: not found|failed to execute command.*cmake|Missing dependency: cmake" "$log" && pkgs+=(cmake)
-    grep -qiE "Could not find \`protoc\`|protoc.*(not found|No such file)|failed to invoke protoc" "$log" && pkgs+=(protobuf-compiler)
-    grep -qiE "pkg-config.*(not found|command could not be found)|could not run .*pkg-config" "$log" && pkgs+=(pkg-config)
-    grep -qiE "Could not find directory of OpenSSL|openssl/[a-z_]+\.h: No such file|failed to run custom build command for \`openssl-sys" "$log" && pkgs+=(libssl-dev pkg-config)
-    grep -qiE "Unable to find libclang|couldn't find any valid shared libraries matching: \['libclang" "$log" && pkgs+=(libclang-dev clang)
-    ((${#pkgs[@]})) && printf '%s\n' "${pkgs[@]}" | sort -u | tr '\n' ' '
-    return 0
-}
-
-tansu_install() {
-    have cargo || die "tansu: not installed and cargo not found (install Rust with rustup first)"
-    mkdir -p "$STATE_DIR"
-    local attempt pkgs start=$SECONDS
-    for attempt in 1 2; do
-        say "tansu: installing with 'cargo install tansu --locked --version $TANSU_VERSION --features $TANSU_FEATURES' (takes 10-15 min; log: $TANSU_INSTALL_LOG)"
-        if cargo install tansu --locked --version "$TANSU_VERSION" --features "$TANSU_FEATURES" >"$TANSU_INSTALL_LOG" 2>&1; then
-            say "tansu: cargo install finished in $(((SECONDS - start) / 60))m$(((SECONDS - start) % 60))s"
-            return 0
-        fi
-        pkgs=$(tansu_missing_build_pkgs "$TANSU_INSTALL_LOG")
-        if ((attempt == 1)) && [[ -n $pkgs ]] && is_root; then
-            say "tansu: build needs system packages: ${pkgs% }; installing with apt-get and retrying"
-            # shellcheck disable=SC2086
-            apt_install $pkgs
-            continue
-        fi
-        log_tail "$TANSU_INSTALL_LOG" 30
-        [[ -n $pkgs ]] && die "tansu: cargo install failed; it looks like it needs: ${pkgs% } (log: $TANSU_INSTALL_LOG)"
-        die "tansu: cargo install failed (log: $TANSU_INSTALL_LOG)"
-    done
-}
-
-tansu_listening() { port_open "$TANSU_HOST" "$TANSU_PORT"; }
-
-# pid of the process listening on the tansu port (empty if unknown).
-tansu_listener_pid() {
-    have ss || return 0
-    ss -Hltnp "sport = :$TANSU_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2
-}
-
-ensure_tansu() {
-    if [[ ${DEPS_SKIP_TANSU:-0} == 1 ]]; then
-        say "tansu: skipped (DEPS_SKIP_TANSU=1)"
+# Apache Kafka (KRaft, one node) from scripts/kafka.sh, which fetches the broker with mvn
+# on first use and is itself idempotent: a broker already answering on the port is reused.
+ensure_kafka() {
+    if [[ ${DEPS_SKIP_KAFKA:-0} == 1 ]]; then
+        say "kafka: skipped (DEPS_SKIP_KAFKA=1)"
         return 0
     fi
-
-    if tansu_listening; then
-        local pid=""
-        [[ -f $TANSU_PID_FILE ]] && pid=$(<"$TANSU_PID_FILE")
-        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-            say "tansu: already running on $TANSU_HOST:$TANSU_PORT (pid $pid)"
-        else
-            say "tansu: already running on $TANSU_HOST:$TANSU_PORT (something listens there; reusing it)"
-        fi
-        return 0
+    if ! have java; then
+        is_root || die "kafka: java not found and not root; install a JRE 17+"
+        say "kafka: java not found, installing openjdk-17-jre-headless with apt-get..."
+        apt_install openjdk-17-jre-headless
     fi
-
-    local bin what=""
-    if ! bin=$(tansu_bin); then
-        if cargo_install_running; then
-            local wait=${DEPS_TANSU_INSTALL_WAIT:-1500}
-            say "tansu: a 'cargo install tansu' is already running; waiting for it (up to $((wait / 60)) min)"
-            local deadline=$((SECONDS + wait))
-            while cargo_install_running; do
-                ((SECONDS < deadline)) || die "tansu: 'cargo install tansu' still running after ${wait}s; try again later"
-                sleep 10
-            done
-        fi
-        if bin=$(tansu_bin); then
-            what="installed (cargo) and "
-        else
-            tansu_install
-            bin=$(tansu_bin) || die "tansu: cargo install succeeded but no tansu binary in $CARGO_BIN_DIR or PATH"
-            what="installed (cargo) and "
-        fi
+    if ! have mvn; then
+        is_root || die "kafka: mvn not found and not root; apt-get install -y maven"
+        say "kafka: mvn not found, installing maven with apt-get..."
+        apt_install maven
     fi
-
-    local storage=${DEPS_TANSU_STORAGE:-memory://tansu/}
-    mkdir -p "$STATE_DIR"
-    rm -f "$TANSU_PID_FILE"
-    local log_start
-    log_start=$(($(stat -c %s "$TANSU_LOG" 2>/dev/null || echo 0) + 1))
-    {
-        echo
-        echo "=== $(date -u +%FT%TZ) deps.sh: starting $bin (storage $storage)"
-    } >>"$TANSU_LOG"
-    # Explicit flags override any CLUSTER_ID/LISTENER_URL/STORAGE_ENGINE from the
-    # environment; tansu also reads OTEL_EXPORTER_OTLP_ENDPOINT / SCHEMA_REGISTRY
-    # from the env and a .env file from its cwd (and parents), so run it from
-    # the state dir with those unset.
-    (
-        cd "$STATE_DIR"
-        exec env -u OTEL_EXPORTER_OTLP_ENDPOINT -u SCHEMA_REGISTRY \
-            RUST_LOG="${DEPS_TANSU_RUST_LOG:-warn}" NO_COLOR=1 \
-            setsid nohup "$bin" broker \
-            --cluster-id kommerce \
-            --listener-url "tcp://$TANSU_HOST:$TANSU_PORT" \
-            --advertised-listener-url "tcp://$TANSU_HOST:$TANSU_PORT" \
-            --storage-engine "$storage" \
-            </dev/null >>"$TANSU_LOG" 2>&1
-    ) &
-    local pid=$!
-
-    local deadline=$((SECONDS + 30))
-    until tansu_listening; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -c "+$log_start" "$TANSU_LOG" | tail -n 20 | sed 's/^/    | /' >&2
-            die "tansu: broker exited during startup (log: $TANSU_LOG)"
-        fi
-        if ((SECONDS >= deadline)); then
-            tail -c "+$log_start" "$TANSU_LOG" | tail -n 20 | sed 's/^/    | /' >&2
-            die "tansu: not accepting connections on $TANSU_HOST:$TANSU_PORT after 30s (pid $pid, log: $TANSU_LOG)"
-        fi
-        sleep 0.5
-    done
-    local lpid
-    lpid=$(tansu_listener_pid)
-    echo "${lpid:-$pid}" >"$TANSU_PID_FILE"
-    say "tansu: ${what}started on $TANSU_HOST:$TANSU_PORT (pid ${lpid:-$pid}, storage $storage, log $TANSU_LOG)"
+    KOMMERCE_STATE_DIR="$STATE_DIR" bash "$(dirname "${BASH_SOURCE[0]}")/kafka.sh" start --port "$KAFKA_PORT"
 }
 
 # ------------------------------------------------------------------- main
@@ -416,7 +273,7 @@ main() {
             ;;
         postgres | postgresql | pg) deps+=(postgres) ;;
         redis) deps+=(redis) ;;
-        tansu | kafka) deps+=(tansu) ;;
+        kafka | broker) deps+=(kafka) ;;
         *)
             usage >&2
             die "unknown dependency '$d' (expected: ${ALL_DEPS[*]})"

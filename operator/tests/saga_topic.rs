@@ -1,4 +1,4 @@
-//! SagaTopic against the real API server and the real Kafka-protocol broker (tansu).
+//! SagaTopic against the real API server and the real Kafka broker (scripts/deps.sh).
 
 #![allow(clippy::unwrap_used)] // helpers of tests: a failed unwrap is a failed test
 
@@ -360,7 +360,7 @@ async fn orphan_keeps_the_topic_and_a_second_claimant_gets_resource_conflict() {
 }
 
 #[tokio::test]
-async fn raising_partitions_is_attempted_and_a_refusing_broker_is_reported() {
+async fn raising_partitions_adds_them_and_a_refused_config_is_reported() {
     let client = support::client().await;
     let ns = support::unique("saga");
     let _operator = support::start_operator(&client, support::settings(&ns)).await;
@@ -373,12 +373,26 @@ async fn raising_partitions_is_attempted_and_a_refusing_broker_is_reported() {
         .await
         .unwrap();
     ready(&api, "grow").await;
+    assert_eq!(on_broker(&topic).await.map(|t| t.0), Some(1));
 
     doc["spec"]["partitions"] = json!(3);
+    api.patch("grow", &ssa, &Patch::Apply(doc.clone()))
+        .await
+        .unwrap();
+    let grown = ready(&api, "grow").await;
+    let reported: Vec<i32> = grown
+        .status
+        .map(|s| s.topics.iter().map(|t| t.partitions).collect())
+        .unwrap_or_default();
+    assert_eq!(reported, vec![3], "status reports what the broker has");
+    assert_eq!(on_broker(&topic).await.map(|t| t.0), Some(3));
+
+    // A value the broker refuses (the CRD's own rules catch malformed numbers and policies
+    // before that): the resource says so, names the topic and the broker's reason, and the
+    // topic keeps its last good config.
+    doc["spec"]["config"]["compression.type"] = json!("zip");
     api.patch("grow", &ssa, &Patch::Apply(doc)).await.unwrap();
-    // tansu 0.6 does not implement CreatePartitions (API key 37): the operator asks, the broker
-    // refuses, and the resource says so instead of pretending.
-    let status = eventually("Degraded after the partition increase", WAIT, || async {
+    let status = eventually("Degraded after a refused config", WAIT, || async {
         let st = api.get("grow").await.ok()?;
         let status = st.status?;
         (condition(&status.conditions, DEGRADED)?
@@ -392,9 +406,7 @@ async fn raising_partitions_is_attempted_and_a_refusing_broker_is_reported() {
         .find(|c| c.type_ == DEGRADED)
         .unwrap();
     assert!(
-        degraded
-            .message
-            .contains(&format!("adding partitions to {topic}")),
+        degraded.message.contains(&topic) && degraded.message.contains("INVALID_CONFIG"),
         "{}",
         degraded.message
     );
@@ -402,7 +414,16 @@ async fn raising_partitions_is_attempted_and_a_refusing_broker_is_reported() {
         condition(&status.conditions, READY).map(|c| c.0),
         Some("False".into())
     );
-    assert_eq!(on_broker(&topic).await.map(|t| t.0), Some(1));
+    let (partitions, config) = on_broker(&topic).await.unwrap();
+    assert_eq!(partitions, 3);
+    assert_eq!(
+        config.get("retention.ms").map(String::as_str),
+        Some("3600000")
+    );
+    assert_ne!(
+        config.get("compression.type").map(String::as_str),
+        Some("zip")
+    );
     api.delete("grow", &DeleteParams::default()).await.unwrap();
 }
 
