@@ -54,7 +54,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Room for the multipart framing around a file of `max_bytes`, and for reading an oversized
 /// file to its end so that its sender gets the 413 rather than a reset connection.
-fn body_limit(http: &HttpSettings, max_bytes: usize) -> usize {
+pub fn body_limit(http: &HttpSettings, max_bytes: usize) -> usize {
     http.body_limit_bytes
         .max(max_bytes.saturating_mul(2).saturating_add(1024 * 1024))
 }
@@ -109,7 +109,7 @@ impl App {
             Duration::from_secs(images.sweep_interval_secs.max(1)),
             kommerce_kit::server::shutdown_signal(),
         ));
-        let app = service_router(router(state), Readiness { db, redis }, &http);
+        let app = service_router(router(state), Readiness::new(db, redis), &http);
         let server = Server::bind(&http, app).await.map_err(StartError::Bind)?;
         let port = server.local_addr().map_err(StartError::Bind)?.port();
         Ok(Self {

@@ -136,7 +136,7 @@ impl App {
         let service = Service::bind(
             &settings.http,
             router(state),
-            Readiness { db, redis },
+            Readiness::new(db, redis),
             Some(workers),
         )
         .await?;

@@ -1,4 +1,4 @@
-//! The messaging backbone against the real broker (tansu, started by scripts/deps.sh) and real
+//! The messaging backbone against the real broker (Apache Kafka, started by scripts/deps.sh) and real
 //! PostgreSQL. Each test has its own database, topic and consumer group, so they run in
 //! parallel. Crash windows are made deterministic with failpoints; waiting for an eventual
 //! state polls with a deadline.
@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -209,6 +209,19 @@ async fn assert_exactly_once(db: &PgPool, ids: &[Uuid]) {
     assert_eq!(rows, want, "each event's effect exactly once");
 }
 
+/// Waits until the relay has sent every outbox row.
+async fn outbox_drained(env: &Env, what: &str) {
+    eventually(what, || async {
+        scalar(
+            &env.db.pool,
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
+        )
+        .await
+            == 0
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn committed_events_arrive_once_and_rolled_back_ones_never_leave() {
     let env = env(3).await;
@@ -224,8 +237,7 @@ async fn committed_events_arrive_once_and_rolled_back_ones_never_leave() {
     relay.stop().await.unwrap();
     assert_exactly_once(&env.db.pool, &ids).await;
     // Exactly the ten committed events were sent and consumed; the rolled-back one never
-    // reached the outbox, so nothing could send it. (tansu 0.6 reports per-batch high
-    // watermarks, so message counts come from the group's committed offsets.)
+    // reached the outbox, so nothing could send it: the group committed exactly ten.
     assert_eq!(committed(&env), 10);
     assert_eq!(
         scalar(
@@ -272,15 +284,7 @@ async fn relay_crash_after_send_before_mark_still_applies_each_effect_once() {
     );
 
     let relay = start_relay(&env, Hooks::default());
-    eventually("backlog resent", || async {
-        scalar(
-            &env.db.pool,
-            "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
-        )
-        .await
-            == 0
-    })
-    .await;
+    outbox_drained(&env, "backlog resent").await;
     let consumer = start_consumer(&env, "one", Hooks::default());
     // Every event is on the topic twice: the group reads 12 messages and applies 6 effects.
     eventually("all 12 messages consumed", || async {
@@ -569,86 +573,62 @@ async fn two_consumers_split_the_partitions_and_a_leaver_hands_over_without_loss
     assert_eq!(by_b, 40, "after a left, b took over all its partitions");
 }
 
-/// A tansu broker of the test's own, with sqlite storage in a temporary directory, so that it
-/// can be stopped and started again with its data.
+/// A Kafka broker of the test's own (`scripts/kafka.sh` with its own ports and directory), so
+/// that it can be stopped and started again with its data.
 struct DurableBroker {
     dir: std::path::PathBuf,
     port: u16,
-    child: Option<Child>,
+    controller_port: u16,
 }
 
 impl DurableBroker {
-    fn start(dir: &Path, port: u16) -> Child {
-        let tansu = std::env::var("TANSU").unwrap_or_else(|_| {
-            let home = std::env::var("HOME").unwrap_or_default();
-            let cached = format!("{home}/.cargo/bin/tansu");
-            if Path::new(&cached).exists() {
-                cached
-            } else {
-                "tansu".into()
-            }
-        });
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu)
-            .current_dir(dir)
-            .args([
-                "broker",
-                "--cluster-id",
-                "durable",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "sqlite://tansu.db",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu installed (run scripts/deps.sh)");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "tansu did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child
-    }
-
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("kommerce-tansu-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
-            .port();
-        let child = Self::start(&dir, port);
-        Self {
+            .port()
+    }
+
+    fn script(&self, command: &str) -> bool {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kafka.sh");
+        let status = Command::new("bash")
+            .arg(script)
+            .arg(command)
+            .args(["--port", &self.port.to_string()])
+            .args(["--controller-port", &self.controller_port.to_string()])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .status()
+            .expect("bash runs scripts/kafka.sh");
+        status.success()
+    }
+
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("kommerce-kafka-{}", Uuid::new_v4().simple()));
+        let broker = Self {
             dir,
-            port,
-            child: Some(child),
-        }
+            port: Self::free_port(),
+            controller_port: Self::free_port(),
+        };
+        assert!(broker.script("start"), "scripts/kafka.sh start failed");
+        broker
     }
 
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        assert!(self.script("stop"), "scripts/kafka.sh stop failed");
     }
 
     fn restart(&mut self) {
         self.stop();
-        self.child = Some(Self::start(&self.dir, self.port));
+        assert!(self.script("start"), "scripts/kafka.sh start failed");
     }
 }
 
 impl Drop for DurableBroker {
     fn drop(&mut self) {
-        self.stop();
+        self.script("stop");
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -659,15 +639,7 @@ async fn a_durable_broker_restart_loses_nothing_and_the_relay_drains_its_backlog
     let env = env_on(format!("127.0.0.1:{}", broker.port), 2).await;
     let relay = start_relay(&env, Hooks::default());
     let before = publish(&env.db.pool, &env.topic, &credits(6, 2), true).await;
-    eventually("sent before the restart", || async {
-        scalar(
-            &env.db.pool,
-            "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
-        )
-        .await
-            == 0
-    })
-    .await;
+    outbox_drained(&env, "sent before the restart").await;
 
     relay.stop().await.unwrap();
 
@@ -681,15 +653,7 @@ async fn a_durable_broker_restart_loses_nothing_and_the_relay_drains_its_backlog
 
     broker.restart();
     let relay = start_relay(&env, Hooks::default());
-    eventually("backlog drained after the restart", || async {
-        scalar(
-            &env.db.pool,
-            "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
-        )
-        .await
-            == 0
-    })
-    .await;
+    outbox_drained(&env, "backlog drained after the restart").await;
     let consumer = start_consumer(&env, "one", Hooks::default());
     eventually("all consumed", || async {
         scalar(&env.db.pool, "SELECT count(*) FROM effects").await == 10
@@ -766,4 +730,168 @@ async fn a_graceful_stop_finishes_the_message_in_hand() {
         1,
         "its offset was committed before the consumer stopped"
     );
+}
+
+/// The class of issue 10: the group's committed offset on the broker ran past messages whose
+/// effects were never committed (a member died mid-message, a stale member's late commit, a
+/// coordinator that accepted it). The consumer starts at the position stored with the effects,
+/// so nothing is skipped, and the broker's offset is put right.
+#[tokio::test]
+async fn a_broker_offset_committed_past_unapplied_messages_skips_nothing() {
+    let env = env(1).await;
+    let relay = start_relay(&env, Hooks::default());
+    let mut ids = publish(&env.db.pool, &env.topic, &credits(5, 1), true).await;
+    let first = start_consumer(&env, "first", Hooks::default());
+    eventually("the first five applied", || async { committed(&env) == 5 }).await;
+    first.stop().await.unwrap();
+
+    ids.extend(publish(&env.db.pool, &env.topic, &credits(5, 1), true).await);
+    outbox_drained(&env, "the next five sent").await;
+    // The broker now says the group is past all ten; the database says five were applied.
+    let group: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.bootstrap_servers)
+        .set("group.id", &env.group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut ahead = TopicPartitionList::new();
+    ahead
+        .add_partition_offset(&env.topic, 0, Offset::Offset(10))
+        .unwrap();
+    group.commit(&ahead, CommitMode::Sync).unwrap();
+    drop(group);
+    assert_eq!(committed(&env), 10);
+
+    let second = start_consumer(&env, "second", Hooks::default());
+    eventually("the five never applied are applied", || async {
+        scalar(&env.db.pool, "SELECT count(*) FROM effects").await == 10
+    })
+    .await;
+    eventually("the broker's offset agrees again", || async {
+        committed(&env) == 10
+    })
+    .await;
+    second.stop().await.unwrap();
+    relay.stop().await.unwrap();
+    assert_exactly_once(&env.db.pool, &ids).await;
+    assert_eq!(
+        scalar(
+            &env.db.pool,
+            "SELECT count(*) FROM effects WHERE instance = 'second'"
+        )
+        .await,
+        5
+    );
+    assert_eq!(
+        scalar(&env.db.pool, "SELECT next_offset FROM consumer_positions").await,
+        10
+    );
+}
+
+/// A consumer task that panics mid-message (handler ran, transaction open) is restarted by the
+/// service's supervisor, counted, reported, and every message is applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_panics_is_restarted_and_its_messages_are_applied() {
+    let env = env(1).await;
+    let mut workers = messaging::Workers::new(env.db.pool.clone(), &env.kafka);
+    workers.relay().unwrap();
+    workers
+        .consumers(
+            &env.group,
+            &[&env.topic],
+            &Arc::new(Credit { instance: "w" }),
+            1,
+            &Hooks::once(Failpoint::ConsumerPanic),
+        )
+        .unwrap();
+    let health = workers.health();
+    let ids = publish(&env.db.pool, &env.topic, &credits(6, 1), true).await;
+    eventually("every message applied after the restart", || async {
+        scalar(&env.db.pool, "SELECT count(*) FROM effects").await == 6
+    })
+    .await;
+    let name = format!("consumer:{}#0", env.group);
+    let (ready, report) = health.report();
+    assert!(ready, "{report}");
+    assert_eq!(report[&name]["state"], "running", "{report}");
+    assert_eq!(report[&name]["restarts"], 1, "{report}");
+    assert!(
+        report[&name]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("failpoint ConsumerPanic"),
+        "{report}"
+    );
+    assert_eq!(report["relay"]["restarts"], 0, "{report}");
+    let metrics = kommerce_kit::http::metrics::render_text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("worker_restarts_total") && l.contains(&name)),
+        "{metrics}"
+    );
+    workers.stop().await;
+    assert_exactly_once(&env.db.pool, &ids).await;
+}
+
+/// The cause of issue 10's lost payments: a consumer that starts where its group stands — after
+/// a rebalance or a restart — usually starts inside a batch the producer sent. The broker must
+/// deliver from that offset, not from the next batch. (tansu's object-store engine, the broker of
+/// the first waves, answered with the batches after it, so the rest of the batch was never
+/// delivered to anyone; the consumer's position check now also guards against such a broker.)
+#[tokio::test]
+async fn the_broker_delivers_from_an_offset_inside_a_batch() {
+    let env = env(1).await;
+    // Ten records enqueued at once with a long linger: one produce request, one stored batch.
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.bootstrap_servers)
+        .set("linger.ms", "200")
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let sends: Vec<_> = (0..10)
+        .map(|i| {
+            let payload = format!("record {i}");
+            let producer = producer.clone();
+            let topic = env.topic.clone();
+            async move {
+                producer
+                    .send(
+                        rdkafka::producer::FutureRecord::<str, str>::to(&topic)
+                            .partition(0)
+                            .payload(&payload),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+                    .unwrap()
+            }
+        })
+        .collect();
+    let delivered = futures::future::join_all(sends).await;
+    let offsets: Vec<i64> = delivered.iter().map(|d| d.offset).collect();
+    assert_eq!(offsets, (0..10).collect::<Vec<_>>());
+
+    let reader: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.bootstrap_servers)
+        .set("group.id", &env.group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut from = TopicPartitionList::new();
+    from.add_partition_offset(&env.topic, 0, Offset::Offset(4))
+        .unwrap();
+    reader.assign(&from).unwrap();
+    let started = Instant::now();
+    let first = loop {
+        if let Some(m) = reader.poll(Duration::from_millis(200)) {
+            let m = m.unwrap();
+            break (m.offset(), m.payload().map(<[u8]>::to_vec));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nothing delivered from offset 4 of a ten-record batch"
+        );
+    };
+    assert_eq!(first, (4, Some(b"record 4".to_vec())));
 }

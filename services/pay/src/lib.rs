@@ -115,7 +115,7 @@ impl App {
         Service::bind(
             &settings.http,
             router(state),
-            Readiness { db, redis },
+            Readiness::new(db, redis),
             Some(workers),
         )
         .await

@@ -93,7 +93,13 @@ impl App {
             signer,
             sessions,
         };
-        Service::bind(&settings.http, router(state), Readiness { db, redis }, None).await
+        Service::bind(
+            &settings.http,
+            router(state),
+            Readiness::new(db, redis),
+            None,
+        )
+        .await
     }
 }
 

@@ -235,6 +235,9 @@ async fn bad_signups_get_a_problem_naming_the_field_and_store_nothing() {
         (with("password", json!("short")), "password"),
         (with("name", json!("   ")), "name"),
         (with("name", json!(7)), "name"),
+        // PostgreSQL cannot store NUL in text: a 422 naming the field, never a 500.
+        (with("name", json!("Ada\u{0}Lovelace")), "name"),
+        (with("email", json!("\u{0}")), "email"),
         (unknown, "role"),
         (missing, "phone"),
     ];
@@ -902,7 +905,10 @@ async fn health_readiness_metrics_and_unknown_routes() {
     let r = app.get("/readyz", None).await;
     assert_eq!(r.status(), StatusCode::OK);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["checks"], json!({"postgres": "ok", "redis": "ok"}));
+    assert_eq!(
+        v["checks"],
+        json!({"postgres": "ok", "redis": "ok", "workers": "ok"})
+    );
 
     app.signup("ada@example.com").await;
     let r = app

@@ -1,16 +1,24 @@
 //! The idempotent consumer loop.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use rdkafka::ClientContext;
-use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, RebalanceProtocol, StreamConsumer,
+};
 use rdkafka::message::{BorrowedMessage, Header, Headers as _, Message as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::util::Timeout;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{PgConnection, PgPool};
+use tracing::Instrument as _;
 
+use super::position::{self, Sought, Verdict};
 use super::{DecodeError, Envelope, Failpoint, Hooks, client_config, dead_letter_topic};
 use crate::KafkaSettings;
 
@@ -79,12 +87,15 @@ impl<H> Drop for Consumer<H> {
     }
 }
 
-/// Records per-partition lag from librdkafka's statistics.
-pub(crate) struct LagContext {
+/// The consumer's librdkafka context: per-partition lag from the statistics, and where an
+/// assigned partition starts.
+pub(crate) struct GroupContext {
     group: String,
+    topics: Vec<String>,
+    db: PgConnectOptions,
 }
 
-impl ClientContext for LagContext {
+impl ClientContext for GroupContext {
     fn stats(&self, stats: Statistics) {
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
@@ -103,11 +114,100 @@ impl ClientContext for LagContext {
     }
 }
 
-impl ConsumerContext for LagContext {}
+impl ConsumerContext for GroupContext {
+    /// A newly assigned partition starts at the position stored with the group's effects, not
+    /// at the broker's committed offset: a commit that ran ahead of the effects (a member that
+    /// died mid-message, a stale member's late commit, a coordinator that accepted either) can
+    /// then never skip a message. The start is committed to the broker too, so that its offsets
+    /// (lag, tools) agree. Partitions the group never applied anything on start at the committed
+    /// offset (or the earliest). If the database cannot be read, the committed offsets stand and
+    /// the per-message check in `apply` still goes back to a gap it finds.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let done = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let stored = self.start_at_stored_positions(partitions);
+                let assigned = if cooperative {
+                    consumer.incremental_assign(partitions)
+                } else {
+                    consumer.assign(partitions)
+                };
+                if assigned.is_ok() && stored.count() > 0 {
+                    if let Err(e) = consumer.commit(&stored, CommitMode::Async) {
+                        tracing::debug!(group = %self.group, error = %e, "cannot commit the stored positions");
+                    }
+                }
+                assigned
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                tracing::info!(group = %self.group, revoked = partitions.count(), "partitions revoked");
+                if cooperative {
+                    consumer.incremental_unassign(partitions)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!(group = %self.group, error = ?other, "rebalance error");
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = done {
+            tracing::warn!(group = %self.group, error = %e, "rebalance failed");
+        }
+    }
+}
+
+impl GroupContext {
+    /// Sets each partition's start to its stored position; returns those that had one.
+    fn start_at_stored_positions(&self, partitions: &mut TopicPartitionList) -> TopicPartitionList {
+        let mut moved = TopicPartitionList::new();
+        if partitions.count() == 0 {
+            tracing::info!(group = %self.group, assigned = 0, "partitions assigned");
+            return moved;
+        }
+        let stored = match position::read_blocking(&self.db, &self.group, &self.topics) {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(group = %self.group, error = %e, "cannot read the stored positions; starting at the committed offsets");
+                return moved;
+            }
+        };
+        let assigned: Vec<(String, i32)> = partitions
+            .elements()
+            .iter()
+            .map(|p| (p.topic().to_owned(), p.partition()))
+            .collect();
+        for (topic, partition) in assigned {
+            if let Some(&next) = stored.get(&(topic.clone(), partition)) {
+                let set = partitions
+                    .set_partition_offset(&topic, partition, Offset::Offset(next))
+                    .and_then(|()| {
+                        moved.add_partition_offset(&topic, partition, Offset::Offset(next))
+                    });
+                if let Err(e) = set {
+                    tracing::warn!(group = %self.group, error = %e, "cannot set a start position");
+                }
+            }
+        }
+        tracing::info!(group = %self.group, assigned = partitions.count(), at_stored_position = moved.count(), "partitions assigned");
+        moved
+    }
+}
 
 enum Outcome {
     Applied,
     Duplicate,
+    /// Messages before this one were never applied: the consumer goes back.
+    Rewound(Sought),
 }
 
 /// One consumer group member over `topics`, applying events with `handler`.
@@ -115,11 +215,13 @@ pub struct Consumer<H> {
     db: PgPool,
     group: String,
     /// `None` only while being dropped (see the `Drop` impl).
-    kafka: Option<StreamConsumer<LagContext>>,
+    kafka: Option<StreamConsumer<GroupContext>>,
     dlq: FutureProducer,
     handler: H,
     settings: KafkaSettings,
     hooks: Hooks,
+    /// Where this member last went back to on each partition (see [`position::judge`]).
+    sought: Mutex<HashMap<(String, i32), Sought>>,
 }
 
 impl<H> std::fmt::Debug for Consumer<H> {
@@ -146,7 +248,7 @@ impl<H: Handler> Consumer<H> {
         handler: H,
     ) -> Result<Self, ConsumerError> {
         crate::http::metrics::install();
-        let consumer: StreamConsumer<LagContext> = client_config(settings)
+        let consumer: StreamConsumer<GroupContext> = client_config(settings)
             .set("group.id", group)
             // Offsets are committed by hand, only after the database commit. Without turning
             // off the offset store, librdkafka would mark messages the application never
@@ -159,8 +261,10 @@ impl<H: Handler> Consumer<H> {
                 settings.session_timeout_ms.to_string(),
             )
             .set("statistics.interval.ms", "5000")
-            .create_with_context(LagContext {
+            .create_with_context(GroupContext {
                 group: group.to_owned(),
+                topics: topics.iter().map(|&t| t.to_owned()).collect(),
+                db: (*db.connect_options()).clone(),
             })?;
         consumer.subscribe(topics)?;
         let dlq = client_config(settings)
@@ -175,10 +279,11 @@ impl<H: Handler> Consumer<H> {
             handler,
             settings: settings.clone(),
             hooks: Hooks::default(),
+            sought: Mutex::default(),
         })
     }
 
-    fn kafka(&self) -> &StreamConsumer<LagContext> {
+    fn kafka(&self) -> &StreamConsumer<GroupContext> {
         self.kafka
             .as_ref()
             .expect("the Kafka consumer lives until drop")
@@ -208,7 +313,10 @@ impl<H: Handler> Consumer<H> {
                     continue;
                 }
             };
-            self.process(&msg).await?;
+            if let Outcome::Rewound(sought) = self.process(&msg).await? {
+                self.rewind(&msg, sought);
+                continue;
+            }
             if let Err(e) = self
                 .kafka()
                 .store_offset_from_message(&msg)
@@ -224,35 +332,48 @@ impl<H: Handler> Consumer<H> {
         Ok(())
     }
 
-    /// Applies one message with bounded retries, or dead-letters it.
-    async fn process(&self, msg: &BorrowedMessage<'_>) -> Result<(), ConsumerError> {
-        let topic = msg.topic().to_owned();
+    /// Applies one message with bounded retries, or dead-letters it, inside a span that carries
+    /// the event (attached with `instrument`: a span guard held across an `.await` would leak
+    /// into whatever else runs on the thread).
+    async fn process(&self, msg: &BorrowedMessage<'_>) -> Result<Outcome, ConsumerError> {
         let envelope = match msg.payload().map(Envelope::from_bytes) {
             Some(Ok(e)) => e,
+            _ if self.behind(msg).await => return Ok(Outcome::Duplicate),
             Some(Err(e)) => return self.dead_letter(msg, &e.to_string(), 0).await,
             None => return self.dead_letter(msg, "empty message", 0).await,
         };
         let span = tracing::info_span!(
             "consume",
             group = %self.group,
-            topic = %topic,
+            topic = %msg.topic(),
+            partition = msg.partition(),
+            offset = msg.offset(),
             event_id = %envelope.id,
             event_type = %envelope.kind,
             key = %envelope.key,
             traceparent = %envelope.traceparent,
         );
-        let _enter = span.enter();
+        self.process_event(msg, &envelope).instrument(span).await
+    }
+
+    async fn process_event(
+        &self,
+        msg: &BorrowedMessage<'_>,
+        envelope: &Envelope,
+    ) -> Result<Outcome, ConsumerError> {
+        let topic = msg.topic().to_owned();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.apply(msg, &envelope).await {
+            match self.apply(msg, envelope).await {
                 Ok(outcome) => {
-                    let outcome = match outcome {
+                    let label = match outcome {
                         Outcome::Applied => "applied",
                         Outcome::Duplicate => "duplicate",
+                        Outcome::Rewound(_) => "rewound",
                     };
-                    metrics::counter!("messaging_events_total", "consumer" => self.group.clone(), "topic" => topic, "outcome" => outcome).increment(1);
-                    return Ok(());
+                    metrics::counter!("messaging_events_total", "consumer" => self.group.clone(), "topic" => topic, "outcome" => label).increment(1);
+                    return Ok(outcome);
                 }
                 Err(Err(crash)) => return Err(crash),
                 Err(Ok(HandlerError::Permanent(reason))) => {
@@ -270,14 +391,71 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
-    /// One attempt: inbox row + handler in one transaction. The outer `Err` is a handler error
+    /// Goes back on the message's partition: the messages from `sought.from` on are fetched
+    /// again (librdkafka drops what it had fetched past it).
+    fn rewind(&self, msg: &BorrowedMessage<'_>, sought: Sought) {
+        tracing::warn!(
+            group = %self.group,
+            topic = msg.topic(),
+            partition = msg.partition(),
+            offset = msg.offset(),
+            position = sought.target,
+            from = sought.from,
+            "message past the stored position: going back"
+        );
+        metrics::counter!("messaging_consumer_rewinds_total", "consumer" => self.group.clone(), "topic" => msg.topic().to_owned()).increment(1);
+        if let Ok(mut all) = self.sought.lock() {
+            all.insert((msg.topic().to_owned(), msg.partition()), sought);
+        }
+        if let Err(e) = self.kafka().seek(
+            msg.topic(),
+            msg.partition(),
+            Offset::Offset(sought.from),
+            Timeout::After(Duration::ZERO),
+        ) {
+            // The partition stays where it is; the next message there finds the gap again.
+            tracing::warn!(group = %self.group, error = %e, "seek failed");
+        }
+    }
+
+    /// Whether the group's stored position is already past the message (it was dead-lettered
+    /// before, and the consumer went back over it).
+    async fn behind(&self, msg: &BorrowedMessage<'_>) -> bool {
+        let stored = position::lock(&self.db, &self.group, msg.topic(), msg.partition()).await;
+        matches!(stored, Ok(Some(next)) if msg.offset() < next)
+    }
+
+    fn sought(&self, msg: &BorrowedMessage<'_>) -> Option<Sought> {
+        let all = self.sought.lock().ok()?;
+        all.get(&(msg.topic().to_owned(), msg.partition())).copied()
+    }
+
+    /// One attempt, in one transaction: the partition's stored position (locked), the inbox row,
+    /// the handler, the position moved past the message. The outer `Err` is a handler error
     /// (retry or dead-letter), the inner one a simulated crash.
     async fn apply(
         &self,
         msg: &BorrowedMessage<'_>,
         envelope: &Envelope,
     ) -> Result<Outcome, Result<HandlerError, ConsumerError>> {
+        let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
         let mut tx = self.db.begin().await.map_err(|e| Ok(e.into()))?;
+        let stored = position::lock(&mut *tx, &self.group, topic, partition)
+            .await
+            .map_err(|e| Ok(e.into()))?;
+        match position::judge(stored, offset, self.sought(msg)) {
+            Verdict::Apply => {}
+            Verdict::Behind => {
+                tracing::debug!("already applied");
+                return Ok(Outcome::Duplicate);
+            }
+            Verdict::Seek { from } => {
+                return Ok(Outcome::Rewound(Sought {
+                    target: stored.unwrap_or(from),
+                    from,
+                }));
+            }
+        }
         let fresh = sqlx::query(
             "INSERT INTO inbox (consumer, event_id, event_type, topic, partition, \"offset\") \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
@@ -285,27 +463,43 @@ impl<H: Handler> Consumer<H> {
         .bind(&self.group)
         .bind(envelope.id)
         .bind(&envelope.kind)
-        .bind(msg.topic())
-        .bind(msg.partition())
-        .bind(msg.offset())
+        .bind(topic)
+        .bind(partition)
+        .bind(offset)
         .execute(&mut *tx)
         .await
         .map_err(|e| Ok(e.into()))?
         .rows_affected()
             == 1;
-        if !fresh {
+        if fresh {
+            self.handler.handle(&mut tx, envelope).await.map_err(Ok)?;
+        } else {
+            // The same event again at a new offset (a relay re-sent it): nothing to apply, but
+            // the position moves past it.
             tracing::debug!("duplicate event skipped");
-            return Ok(Outcome::Duplicate);
         }
-        self.handler.handle(&mut tx, envelope).await.map_err(Ok)?;
+        assert!(
+            !self.hooks.fires(Failpoint::ConsumerPanic),
+            "failpoint ConsumerPanic: the consumer task dies mid-message"
+        );
         if self.hooks.fires(Failpoint::ConsumerBeforeCommit) {
             return Err(Err(ConsumerError::Crashed(Failpoint::ConsumerBeforeCommit)));
         }
+        position::advance(&mut *tx, &self.group, topic, partition, offset + 1)
+            .await
+            .map_err(|e| Ok(e.into()))?;
         tx.commit().await.map_err(|e| Ok(e.into()))?;
+        if let Ok(mut sought) = self.sought.lock() {
+            sought.remove(&(topic.to_owned(), partition));
+        }
         if self.hooks.fires(Failpoint::ConsumerAfterCommit) {
             return Err(Err(ConsumerError::Crashed(Failpoint::ConsumerAfterCommit)));
         }
-        Ok(Outcome::Applied)
+        Ok(if fresh {
+            Outcome::Applied
+        } else {
+            Outcome::Duplicate
+        })
     }
 
     /// Sends the message as it came to `<topic>.dlq`, with why and from where, retrying until
@@ -315,7 +509,7 @@ impl<H: Handler> Consumer<H> {
         msg: &BorrowedMessage<'_>,
         reason: &str,
         attempts: u32,
-    ) -> Result<(), ConsumerError> {
+    ) -> Result<Outcome, ConsumerError> {
         let topic = dead_letter_topic(msg.topic());
         let partition = msg.partition().to_string();
         let offset = msg.offset().to_string();
@@ -378,6 +572,20 @@ impl<H: Handler> Consumer<H> {
             }
         }
         metrics::counter!("messaging_dead_letters_total", "consumer" => self.group.clone(), "topic" => msg.topic().to_owned()).increment(1);
-        Ok(())
+        // The message is safe in the DLQ: the partition moves on. Should the database refuse,
+        // the next message finds the gap, comes back here and dead-letters this one again
+        // (a duplicate in the DLQ, never a loss).
+        if let Err(e) = position::advance(
+            &self.db,
+            &self.group,
+            msg.topic(),
+            msg.partition(),
+            msg.offset() + 1,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "cannot store the position past a dead-lettered message");
+        }
+        Ok(Outcome::Applied)
     }
 }

@@ -1,6 +1,7 @@
 //! Failpoints that make crash windows deterministic in tests: at a named point the relay or
 //! consumer stops dead, as if the process had been killed there (nothing after the point runs,
-//! no offset is committed, the open transaction is dropped).
+//! no offset is committed, the open transaction is dropped) — or, for `ConsumerPanic`, its task
+//! panics as a bug would make it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,6 +14,9 @@ pub enum Failpoint {
     ConsumerBeforeCommit,
     /// The consumer's transaction committed; the offset is not committed yet.
     ConsumerAfterCommit,
+    /// The consumer's handler ran, its transaction is open, and the task panics (a bug, not a
+    /// killed process): the service's supervisor must bring the consumer back.
+    ConsumerPanic,
 }
 
 /// Which failpoints fire. Empty (never fires) unless a test sets it.

@@ -6,8 +6,11 @@
 //!   transaction, so the event exists if and only if the state change committed.
 //! - [`Relay`]: sends pending outbox rows with an idempotent producer, marks them sent; wakes on
 //!   `LISTEN/NOTIFY` or a poll; safe in several replicas (`FOR UPDATE SKIP LOCKED`).
-//! - [`Consumer`]: one consumer group; per message: transaction → inbox row (duplicates are
-//!   skipped) → handler → commit → *then* the offset. Failed handlers are retried with backoff
+//! - [`Consumer`]: one consumer group; per message: transaction → the partition's stored
+//!   position (locked; a message behind it is skipped, one past it sends the consumer back) →
+//!   inbox row (duplicates are skipped) → handler → position moved past it → commit → *then*
+//!   the broker offset, which is only a hint: an assigned partition starts at the stored
+//!   position. Failed handlers are retried with backoff
 //!   up to a bound, then the message goes to `<topic>.dlq` with the reason, and the partition
 //!   moves on.
 //! - [`provision_topics`]: outside Kubernetes creates a service's topics and their `.dlq`
@@ -20,6 +23,7 @@ mod consumer;
 mod envelope;
 mod hooks;
 mod outbox;
+mod position;
 mod relay;
 mod topics;
 mod workers;
@@ -32,7 +36,7 @@ pub use hooks::{Failpoint, Hooks};
 pub use outbox::publish_in_tx;
 pub use relay::{Relay, RelayError};
 pub use topics::{TopicError, check_topics, dead_letter_topic, ensure_topics, provision_topics};
-pub use workers::Workers;
+pub use workers::{LIVENESS_GRACE, StopSignal, WorkerExit, WorkerHealth, WorkerRun, Workers};
 
 /// The `outbox` and `inbox` tables. A service that uses messaging runs them merged with its
 /// own migrations: `kommerce_kit::db::merged_migrator(&[&messaging::MIGRATOR, &MIGRATOR])`.
