@@ -1,14 +1,24 @@
 //! The local router of `kommerce up`: one port, `/api/v1/*` routed to the owning service by
 //! prefix exactly as the Ingress does; `/internal/*` and unknown prefixes get 404.
+//!
+//! Request bodies are read whole, up to the owning service's own body limit, before they are
+//! forwarded. Streaming them through lost the service's 413: a service answers an oversized
+//! body early and closes the connection while the body is still arriving; the close (a reset,
+//! since unread data is left) can reach the router before the response is read, and hyper's
+//! client then reports only the failed write (a 502), intermittently. Recovering the response
+//! after the fact cannot be made reliable (the reset discards it), so the router answers the
+//! same 413 problem itself, having read the body to its end so that its own client is not
+//! reset either; the service only ever gets a complete body within its limit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -40,7 +50,40 @@ pub fn router(
         .with_state(Arc::new(routes))
 }
 
-async fn proxy(State(routes): State<Arc<Routes>>, mut req: Request) -> Response {
+/// Past its limit, a body is still read (and dropped) up to this many bytes, so that its sender
+/// gets the 413 rather than a reset connection; a larger one is cut off.
+const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+
+enum BodyError {
+    TooLarge,
+    Unreadable(axum::Error),
+}
+
+/// The whole body if it is at most `limit` bytes; past it, reads on (dropping) to the end or
+/// to [`DRAIN_LIMIT_BYTES`].
+async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Unreadable)?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        } else if seen > DRAIN_LIMIT_BYTES {
+            break;
+        }
+    }
+    if seen > limit {
+        Err(BodyError::TooLarge)
+    } else {
+        Ok(Bytes::from(kept))
+    }
+}
+
+async fn proxy(State(routes): State<Arc<Routes>>, req: Request) -> Response {
     let Some(service) = route(&routes.services, req.uri().path()) else {
         return Problem::for_status(StatusCode::NOT_FOUND)
             .detail("no service owns this path")
@@ -55,8 +98,30 @@ async fn proxy(State(routes): State<Arc<Routes>>, mut req: Request) -> Response 
     let Ok(uri) = format!("http://{upstream}{path}").parse::<Uri>() else {
         return Problem::for_status(StatusCode::BAD_REQUEST).into_response();
     };
-    *req.uri_mut() = uri;
-    req.headers_mut().remove(header::HOST);
+    let limit = (service.body_limit_bytes)();
+    let (mut parts, body) = req.into_parts();
+    let body = match read_body(body, limit).await {
+        Ok(body) => body,
+        // The problem the service's own layers answer with.
+        Err(BodyError::TooLarge) => {
+            return Problem::for_status(StatusCode::PAYLOAD_TOO_LARGE)
+                .detail(format!("the body must be at most {limit} bytes"))
+                .into_response();
+        }
+        Err(BodyError::Unreadable(e)) => {
+            return Problem::for_status(StatusCode::BAD_REQUEST)
+                .detail(format!("the body could not be read: {e}"))
+                .into_response();
+        }
+    };
+    parts.uri = uri;
+    parts.headers.remove(header::HOST);
+    // The body now goes as one piece of known length.
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, body.len().into());
+    let req = Request::from_parts(parts, Body::from(body));
     match routes.client.request(req).await {
         Ok(resp) => resp.map(Body::new),
         Err(e) => {
@@ -65,5 +130,118 @@ async fn proxy(State(routes): State<Arc<Routes>>, mut req: Request) -> Response 
                 .detail(format!("{} did not answer", service.name))
                 .into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderMap;
+    use axum::routing::post;
+
+    use super::*;
+    use crate::topology::SERVICES;
+
+    /// A service stand-in that, like the kit's body limit, answers an over-long body with a
+    /// 413 at once, without reading it, and closes the connection; a body it accepts it
+    /// reads and reports the size of.
+    async fn early_413(headers: HeaderMap, body: Body) -> Response {
+        let length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if length.is_none_or(|n| n > 64 * 1024) {
+            let mut r = Problem::for_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            drop(body);
+            return r;
+        }
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        bytes.len().to_string().into_response()
+    }
+
+    async fn serve(app: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr
+    }
+
+    async fn stack() -> String {
+        let upstream = serve(
+            Router::new()
+                .route("/api/v1/auth/login", post(early_413))
+                .route("/api/v1/payments", post(early_413))
+                .route("/api/v1/cart/items", post(early_413))
+                .route("/api/v1/images", post(early_413)),
+        )
+        .await;
+        let upstreams = ["user", "pay", "order", "image"].map(|s| (s, upstream.clone()));
+        format!("http://{}", serve(router(SERVICES, upstreams)).await)
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_a_413_problem_every_time() {
+        let base = stack().await;
+        let client = reqwest::Client::new();
+        let megabyte = format!(r#"{{"email":"{}"}}"#, "x".repeat(1024 * 1024));
+        for i in 0..50 {
+            for path in [
+                "/api/v1/auth/login",
+                "/api/v1/payments",
+                "/api/v1/cart/items",
+            ] {
+                let r = client
+                    .post(format!("{base}{path}"))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(megabyte.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path} #{i}");
+                assert_eq!(
+                    r.headers()[header::CONTENT_TYPE],
+                    "application/problem+json"
+                );
+                let p: serde_json::Value = r.json().await.unwrap();
+                assert_eq!(p["status"], 413, "{path} #{i}");
+            }
+        }
+        let upload = client
+            .post(format!("{base}/api/v1/images"))
+            .body(vec![0u8; 12 * 1024 * 1024])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(upload.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            upload.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_limit_is_forwarded_whole() {
+        let base = stack().await;
+        let client = reqwest::Client::new();
+        let r = client
+            .post(format!("{base}/api/v1/auth/login"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body("y".repeat(64 * 1024))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.text().await.unwrap(), (64 * 1024).to_string());
+        // The stand-in has the kit's limit; the router forwards what the image service takes.
+        let r = client
+            .post(format!("{base}/api/v1/images"))
+            .body(vec![0u8; 1024])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "1024");
     }
 }

@@ -19,6 +19,22 @@ pub struct ServiceSpec {
     pub migrations: &'static [&'static sqlx::migrate::Migrator],
     /// The services whose internal APIs it calls (it gets their URLs as `[peers]`).
     pub calls: &'static [&'static str],
+    /// Whether it talks to Kafka (gets the broker address and the platform's Kafka namespace).
+    pub uses_kafka: bool,
+    /// The largest request body it accepts with the settings `kommerce up` gives it (the
+    /// defaults): the local router refuses a larger one itself, as the service would.
+    pub body_limit_bytes: fn() -> usize,
+}
+
+/// The kit's body limit, which every service but image keeps.
+fn kit_body_limit() -> usize {
+    kommerce_kit::HttpSettings::default().body_limit_bytes
+}
+
+/// The image service's, raised for uploads.
+fn image_body_limit() -> usize {
+    let settings = kommerce_image::Settings::default();
+    kommerce_image::body_limit(&settings.http, settings.images.max_bytes)
 }
 
 /// Every service. A new service adds its line here.
@@ -31,6 +47,8 @@ pub const SERVICES: &[ServiceSpec] = &[
         signs_tokens: true,
         migrations: &[&kommerce_user::MIGRATOR],
         calls: &[],
+        uses_kafka: false,
+        body_limit_bytes: kit_body_limit,
     },
     ServiceSpec {
         name: "item",
@@ -40,6 +58,8 @@ pub const SERVICES: &[ServiceSpec] = &[
         signs_tokens: false,
         migrations: &kommerce_item::MIGRATIONS,
         calls: &["image"],
+        uses_kafka: true,
+        body_limit_bytes: kit_body_limit,
     },
     ServiceSpec {
         name: "order",
@@ -49,6 +69,8 @@ pub const SERVICES: &[ServiceSpec] = &[
         signs_tokens: false,
         migrations: &kommerce_order::MIGRATIONS,
         calls: &["item", "pay"],
+        uses_kafka: true,
+        body_limit_bytes: kit_body_limit,
     },
     ServiceSpec {
         name: "pay",
@@ -58,6 +80,8 @@ pub const SERVICES: &[ServiceSpec] = &[
         signs_tokens: false,
         migrations: &kommerce_pay::MIGRATIONS,
         calls: &["user", "item", "order"],
+        uses_kafka: true,
+        body_limit_bytes: kit_body_limit,
     },
     ServiceSpec {
         name: "review",
@@ -67,6 +91,8 @@ pub const SERVICES: &[ServiceSpec] = &[
         signs_tokens: false,
         migrations: &kommerce_review::MIGRATIONS,
         calls: &["order", "image"],
+        uses_kafka: true,
+        body_limit_bytes: kit_body_limit,
     },
     ServiceSpec {
         name: "image",
@@ -76,6 +102,8 @@ pub const SERVICES: &[ServiceSpec] = &[
         signs_tokens: false,
         migrations: &[&kommerce_image::MIGRATOR],
         calls: &[],
+        uses_kafka: false,
+        body_limit_bytes: image_body_limit,
     },
 ];
 
@@ -120,6 +148,21 @@ mod tests {
         assert_eq!(name("/api/v1/payments"), Some("pay"));
         assert_eq!(name("/api/v1/wallet/top-up"), Some("pay"));
         assert_eq!(name("/internal/v1/saga/1"), None);
+    }
+
+    #[test]
+    fn body_limits_are_the_services_own() {
+        let limit = |name: &str| {
+            let s = SERVICES.iter().find(|s| s.name == name).unwrap();
+            (s.body_limit_bytes)()
+        };
+        assert_eq!(limit("user"), 64 * 1024);
+        assert_eq!(limit("pay"), 64 * 1024);
+        assert!(limit("image") > 5 * 1024 * 1024, "room for a 5 MB upload");
+        assert!(
+            limit("image") < 12 * 1024 * 1024,
+            "a 12 MB upload is too large"
+        );
     }
 
     #[test]

@@ -422,3 +422,26 @@ async fn product_pages_are_cached_invalidated_and_survive_a_broken_cache() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["name"], "Gyokuro");
 }
+
+#[tokio::test]
+async fn nul_in_a_query_or_a_body_is_a_422_naming_the_field_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    // PostgreSQL refuses NUL in text: it must never reach a query (that was a 500).
+    for q in ["q=a%00b", "q=%00", "q=tea&sort=%00"] {
+        let (status, p) = problem(app.get(&format!("/api/v1/items?{q}")).await).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{q}");
+        let field = if q.contains("sort") { "sort" } else { "q" };
+        assert_eq!(fields(&p), [field], "{q}");
+    }
+    let r = app
+        .admin_post("/api/v1/categories", &json!({"name": "Tea\u{0}pots"}))
+        .await;
+    let (status, p) = problem(r).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&p), ["name"]);
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM categories").await,
+        0,
+        "nothing stored"
+    );
+}

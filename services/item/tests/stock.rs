@@ -168,6 +168,18 @@ async fn items_not_on_sale_cannot_be_reserved_and_admins_never_go_below_zero() {
     assert_eq!(reasons, ["admin_decrease", "initial"]);
     assert_eq!(ledger[0]["note"], "breakage");
     app.assert_ledger_explains_stock().await;
+    // An id that names no item has no ledger: 404, like every other unknown id.
+    let r = app
+        .send(
+            Method::GET,
+            &format!("/api/v1/items/{}/stock/ledger", Uuid::new_v4()),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    let (status, p) = problem(r).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(p["status"], 404);
 }
 
 #[tokio::test]

@@ -67,9 +67,33 @@ pub struct Server {
     router: Router,
 }
 
+/// A listening socket handed over by whoever started the process (systemd's socket activation
+/// protocol, `LISTEN_FDS=1`, the socket as fd 3; `kommerce up` does this), so that its port is
+/// known before the process starts and nobody has to guess a free one. Taken once per process.
+fn inherited_listener() -> std::io::Result<Option<TcpListener>> {
+    static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if std::env::var_os("LISTEN_FDS").is_none()
+        || TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        return Ok(None);
+    }
+    match listenfd::ListenFd::from_env().take_tcp_listener(0)? {
+        Some(std_listener) => {
+            std_listener.set_nonblocking(true)?;
+            TcpListener::from_std(std_listener).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
 impl Server {
+    /// Serves on the socket handed over at start (see [`inherited_listener`]) or binds
+    /// `host:port`.
     pub async fn bind(settings: &HttpSettings, router: Router) -> std::io::Result<Self> {
-        let listener = TcpListener::bind((settings.host.as_str(), settings.port)).await?;
+        let listener = match inherited_listener()? {
+            Some(l) => l,
+            None => TcpListener::bind((settings.host.as_str(), settings.port)).await?,
+        };
         Ok(Self { listener, router })
     }
 
@@ -87,9 +111,7 @@ impl Server {
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(stop)
-            .await
+        crate::http::serve(self.listener, self.router, stop).await
     }
 }
 
@@ -140,6 +162,10 @@ impl Service {
         readiness: crate::http::Readiness,
         workers: Option<crate::messaging::Workers>,
     ) -> Result<Self, StartError> {
+        let readiness = match &workers {
+            Some(w) => readiness.with_workers(w.health()),
+            None => readiness,
+        };
         let app = crate::http::service_router(api, readiness, http);
         let server = Server::bind(http, app).await.map_err(StartError::Bind)?;
         let port = server.local_addr().map_err(StartError::Bind)?.port();

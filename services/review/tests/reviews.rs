@@ -206,6 +206,17 @@ async fn bad_input_names_the_field_and_stores_nothing() {
         )
     );
     assert_eq!(s.get(&path).await["rating"], 4, "unchanged");
+    // An empty PATCH changes nothing, and says so as every other PATCH does.
+    let (status, p) = problem(
+        s.api(Method::PATCH, &path, Some(&buyer), Some(&json!({})))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, fields(&p)),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec!["body".to_owned()])
+    );
+    assert_eq!(s.get(&path).await["rating"], 4, "unchanged");
     assert_eq!(s.outbox().await, 1);
 }
 

@@ -3,13 +3,8 @@
 mod images;
 mod internal;
 
-use std::collections::HashMap;
-
 use axum::Router;
-use axum::extract::Query;
-use axum::extract::rejection::QueryRejection;
 use axum::routing::{delete, get, post};
-use kommerce_kit::http::ApiError;
 
 use crate::AppState;
 
@@ -26,25 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/internal/v1/images/{id}/detach", post(internal::detach))
 }
 
-/// Query parameters as a map; an unreadable query string is a 400 problem, an unknown
-/// parameter a 422 naming it.
-pub(crate) fn params(
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-    known: &[&str],
-) -> Result<HashMap<String, String>, ApiError> {
-    let map = q
-        .map(|Query(m)| m)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let unknown: Vec<_> = map
-        .keys()
-        .filter(|k| !known.contains(&k.as_str()))
-        .map(|k| kommerce_kit::http::FieldError::new(k.clone(), "unknown parameter"))
-        .collect();
-    if unknown.is_empty() {
-        Ok(map)
-    } else {
-        Err(ApiError::Validation(unknown))
-    }
-}
-
+/// Query parameters as a map, by the kit's one parser: 400 unreadable, 422 naming an unknown
+/// parameter or one holding NUL.
+pub(crate) use kommerce_kit::http::known_query_params as params;
 pub(crate) use kommerce_kit::http::path_id;

@@ -160,12 +160,16 @@ pub async fn adjust_stock(
     Ok(Json(json!({ "item_id": id, "stock": stock })))
 }
 
-/// `GET /api/v1/items/{id}/stock/ledger`: the newest 200 ledger rows (admin).
+/// `GET /api/v1/items/{id}/stock/ledger`: the newest 200 ledger rows (admin); 404 for an id
+/// that names no item (a deleted item's ledger stays readable: it explains every unit).
 pub async fn ledger(
     State(s): State<AppState>,
     AdminUser(_): AdminUser,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<crate::stock::LedgerRow>>, ApiError> {
     let id = path_id(&id, "item")?;
+    if store::item(&s.db, id).await?.is_none() {
+        return Err(ApiError::NotFound("item"));
+    }
     Ok(Json(crate::stock::ledger(&s.db, id, 200).await?))
 }

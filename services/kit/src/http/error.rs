@@ -80,6 +80,12 @@ pub enum ApiError {
     /// 400: the request cannot be read at all (malformed JSON, bad header).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// 400: a header is present but unusable (or required and absent); the body names it.
+    #[error("bad header {header}: {message}")]
+    BadHeader {
+        header: &'static str,
+        message: String,
+    },
     /// 401: no, invalid, expired or revoked credentials. The body never says which.
     #[error("unauthorized")]
     Unauthorized,
@@ -138,7 +144,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::BadHeader { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -156,6 +162,11 @@ impl ApiError {
         let status = self.status();
         match self {
             Self::BadRequest(d) => Problem::new(status, "bad-request", "Bad request").detail(d),
+            Self::BadHeader { header, message } => Problem {
+                errors: vec![FieldError::new(*header, message.clone())],
+                ..Problem::new(status, "bad-request", "Bad request")
+                    .detail(format!("{header}: {message}"))
+            },
             Self::Unauthorized => Problem::new(status, "unauthorized", "Unauthorized")
                 .detail("missing, invalid, expired or revoked credentials"),
             Self::PaymentRequired(d) => {
@@ -262,6 +273,18 @@ mod tests {
         assert_eq!(v["type"], "https://kommerce.dev/problems/validation");
         assert_eq!(v["errors"][0]["field"], "email");
         assert_eq!(v["errors"][1]["field"], "phone");
+    }
+
+    #[tokio::test]
+    async fn a_bad_header_is_a_400_naming_it() {
+        let (status, ct, v) = body(ApiError::BadHeader {
+            header: "Idempotency-Key",
+            message: "must be 1 to 255 visible ASCII characters".into(),
+        })
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(ct, PROBLEM_JSON);
+        assert_eq!(v["errors"][0]["field"], "Idempotency-Key");
     }
 
     #[tokio::test]

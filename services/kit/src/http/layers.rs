@@ -17,10 +17,17 @@ use tracing::Level;
 use super::{Problem, Readiness, health_routes, metrics};
 use crate::HttpSettings;
 
+/// Longest request target (path and query) a service reads; longer is a 414 problem. The
+/// longest legitimate one is the catalogue read of 100 ids (about 4 KiB).
+pub const MAX_URI_BYTES: usize = 16 * 1024;
+/// Most header bytes (names and values) a request may carry; more is a 431 problem.
+pub const MAX_HEADERS_BYTES: usize = 64 * 1024;
+
 /// Wraps a service's API router with what every service has: `/healthz`, `/readyz`,
 /// `/metrics`, problem+json for unknown routes and methods, request ids (`x-request-id`,
 /// generated when absent and echoed back), a trace span per request with the matched route,
-/// request metrics, a request timeout and a body limit.
+/// request metrics, limits on the request head (414/431 problem+json), a request timeout and a
+/// body limit.
 pub fn service_router(api: Router, readiness: Readiness, settings: &HttpSettings) -> Router {
     metrics::install();
     let timeout = Duration::from_millis(settings.request_timeout_ms);
@@ -39,6 +46,7 @@ pub fn service_router(api: Router, readiness: Readiness, settings: &HttpSettings
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        .layer(middleware::from_fn(head_limits))
         .layer(middleware::from_fn(observe))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
@@ -87,4 +95,32 @@ async fn observe(req: Request, next: Next) -> Response {
         return Problem::for_status(status).into_response();
     }
     response
+}
+
+/// 414 for a request target over [`MAX_URI_BYTES`], 431 for headers over
+/// [`MAX_HEADERS_BYTES`], both problem+json. hyper answers a head larger than its read buffer
+/// itself, with a bare 431 before any layer runs; `super::serve` raises that buffer well above
+/// these limits so that the answer is this one.
+async fn head_limits(req: Request, next: Next) -> Response {
+    let uri = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri > MAX_URI_BYTES {
+        return Problem::for_status(StatusCode::URI_TOO_LONG)
+            .detail(format!(
+                "the path and query string must be at most {MAX_URI_BYTES} bytes"
+            ))
+            .into_response();
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers > MAX_HEADERS_BYTES {
+        return Problem::for_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+            .detail(format!(
+                "the headers must be at most {MAX_HEADERS_BYTES} bytes"
+            ))
+            .into_response();
+    }
+    next.run(req).await
 }

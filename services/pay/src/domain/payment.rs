@@ -100,18 +100,6 @@ impl PaymentRequest {
     }
 }
 
-/// `Idempotency-Key`: 1..=255 visible ASCII characters.
-pub fn idempotency_key(raw: Option<&str>) -> Result<String, ApiError> {
-    let key =
-        raw.ok_or_else(|| ApiError::BadRequest("the Idempotency-Key header is required".into()))?;
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::BadRequest(
-            "the Idempotency-Key header must be 1 to 255 visible ASCII characters".into(),
-        ));
-    }
-    Ok(key.to_owned())
-}
-
 /// The total of `(unit price, qty)` lines; `None` on overflow.
 pub fn total(lines: &[(i64, i32)]) -> Option<i64> {
     lines.iter().try_fold(0i64, |sum, (price, qty)| {
@@ -172,13 +160,9 @@ mod tests {
     }
 
     #[test]
-    fn totals_and_keys() {
+    fn totals_and_top_ups() {
         assert_eq!(total(&[(250, 2), (1000, 1)]), Some(1500));
         assert_eq!(total(&[(i64::MAX, 2)]), None);
-        assert!(idempotency_key(None).is_err());
-        assert!(idempotency_key(Some("")).is_err());
-        assert!(idempotency_key(Some("has space")).is_err());
-        assert_eq!(idempotency_key(Some("order-42")).unwrap(), "order-42");
         assert_eq!(top_up(500, 1000), Ok(500));
         assert!(top_up(0, 1000).is_err() && top_up(1001, 1000).is_err());
     }

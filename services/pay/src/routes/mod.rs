@@ -19,8 +19,3 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/payments/{id}", get(payments::get))
         .merge(kommerce_kit::saga::router())
 }
-
-/// The request's `Idempotency-Key` header, if any.
-pub(crate) fn idempotency_header(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers.get("idempotency-key").and_then(|v| v.to_str().ok())
-}

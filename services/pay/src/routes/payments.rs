@@ -14,8 +14,8 @@ use kommerce_kit::auth::AuthUser;
 use kommerce_kit::contracts::catalogue;
 use kommerce_kit::contracts::saga::{PaidLine, PaymentCompleted};
 use kommerce_kit::http::{
-    ApiError, ApiJson, FieldError, QueryParams, id_cursor_param, limit_param, next_id_cursor,
-    path_id, query_params,
+    ApiError, ApiJson, FieldError, IdempotencyKey, QueryParams, id_cursor_param, limit_param,
+    next_id_cursor, path_id, query_params,
 };
 use kommerce_kit::messaging::{Envelope, publish_in_tx};
 use rand::Rng;
@@ -23,7 +23,6 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::idempotency_header;
 use crate::AppState;
 use crate::domain::payment::{self, Method, PaymentBody, PaymentRequest};
 use crate::store::{self, NewPayment, Payment};
@@ -122,7 +121,7 @@ pub async fn create(
     headers: HeaderMap,
     ApiJson(body): ApiJson<PaymentBody>,
 ) -> Result<Response, ApiError> {
-    let key = payment::idempotency_key(idempotency_header(&headers))?;
+    let key = IdempotencyKey::required(&headers)?.into_string();
     let req = PaymentRequest::try_from(body)?;
     let fingerprint = req.fingerprint();
     if let Some(first) = store::by_key(&s.db, user.id, &key).await? {

@@ -4,11 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use kommerce_kit::auth::AuthUser;
-use kommerce_kit::http::{ApiError, ApiJson};
+use kommerce_kit::http::{ApiError, ApiJson, IdempotencyKey};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::idempotency_header;
 use crate::AppState;
 use crate::domain::payment;
 use crate::store;
@@ -31,20 +30,128 @@ pub struct TopUpBody {
     amount_minor: i64,
 }
 
-/// `POST /api/v1/wallet/top-up`: bounded; with an `Idempotency-Key` a repeat adds nothing.
+/// `POST /api/v1/wallet/top-up`: bounded; with an `Idempotency-Key` a repeat adds nothing,
+/// and an unusable key is a 400 (never ignored: the top-up would apply twice on a retry).
 pub async fn top_up(
     State(s): State<AppState>,
     user: AuthUser,
     headers: HeaderMap,
     ApiJson(body): ApiJson<TopUpBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let key = IdempotencyKey::optional(&headers)?;
     let amount = payment::top_up(body.amount_minor, s.wallet.max_top_up_minor)
         .map_err(|m| ApiError::field("amount_minor", m))?;
-    let key = idempotency_header(&headers)
-        .map(|k| payment::idempotency_key(Some(k)))
-        .transpose()?;
     let mut tx = s.db.begin().await?;
-    let balance = store::top_up(&mut tx, user.id, amount, key.as_deref()).await?;
+    let balance = store::top_up(
+        &mut tx,
+        user.id,
+        amount,
+        key.as_ref().map(IdempotencyKey::as_str),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(json!({ "balance_minor": balance })))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::http::{HeaderValue, Request, StatusCode, header};
+    use http_body_util::BodyExt;
+    use kommerce_kit::auth::{Role, TokenSigner, TokenVerifier};
+    use kommerce_kit::cache::Redis;
+    use kommerce_kit::peer::Peer;
+    use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings};
+    use tower::ServiceExt;
+    use uuid::Uuid;
+
+    use crate::{AppState, MIGRATIONS, config, router, store};
+
+    struct Harness {
+        _db: TestDatabase,
+        _redis: RedisNamespace,
+        state: AppState,
+        user: Uuid,
+        token: String,
+    }
+
+    async fn harness() -> Harness {
+        let db = TestDatabase::create(
+            &kommerce_kit::db::merged_migrator(&MIGRATIONS)
+                .await
+                .unwrap(),
+        )
+        .await;
+        let ns = RedisNamespace::new();
+        let auth = auth_settings();
+        let redis = Redis::connect(&ns.settings()).await.unwrap();
+        let verifier = Arc::new(TokenVerifier::new(&auth, redis).unwrap());
+        let user = Uuid::new_v4();
+        let (token, _) = TokenSigner::new(&auth)
+            .unwrap()
+            .sign(user, Role::Customer, Uuid::new_v4())
+            .unwrap();
+        // No peer is called by a top-up.
+        let nowhere = |name| Peer::new(name, "http://127.0.0.1:1", Duration::from_secs(1));
+        let state = AppState {
+            db: db.pool.clone(),
+            verifier,
+            user: nowhere("user"),
+            item: nowhere("item"),
+            order: nowhere("order"),
+            payments_topic: "payments".into(),
+            wallet: config::WalletSettings::default(),
+            card: config::CardSettings::default(),
+        };
+        Harness {
+            _db: db,
+            _redis: ns,
+            state,
+            user,
+            token,
+        }
+    }
+
+    async fn top_up(h: &Harness, key: Option<&[u8]>) -> (StatusCode, serde_json::Value) {
+        let mut req = Request::post("/api/v1/wallet/top-up")
+            .header(header::AUTHORIZATION, format!("Bearer {}", h.token))
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(key) = key {
+            req = req.header("idempotency-key", HeaderValue::from_bytes(key).unwrap());
+        }
+        let req = req.body(Body::from(r#"{"amount_minor":500}"#)).unwrap();
+        let res = router(h.state.clone()).oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    async fn balance(h: &Harness) -> (i64, usize) {
+        let mut conn = h.state.db.acquire().await.unwrap();
+        let (balance, entries) = store::wallet(&mut conn, h.user).await.unwrap();
+        (balance, entries.len())
+    }
+
+    #[tokio::test]
+    async fn an_unusable_idempotency_key_is_a_400_and_changes_nothing() {
+        let h = harness().await;
+        for bad in [&b"\xff"[..], b"", b"has space", "x".repeat(256).as_bytes()] {
+            let (status, body) = top_up(&h, Some(bad)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}");
+            assert_eq!(body["errors"][0]["field"], "Idempotency-Key", "{bad:?}");
+        }
+        assert_eq!(balance(&h).await, (0, 0), "nothing was topped up");
+
+        // A usable key still makes a repeat add nothing.
+        for _ in 0..2 {
+            let (status, body) = top_up(&h, Some(b"top-up-1")).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body["balance_minor"], 500);
+        }
+        assert_eq!(balance(&h).await, (500, 1));
+    }
 }

@@ -142,6 +142,12 @@ impl TryFrom<ReviewPatchBody> for ReviewPatch {
 
     fn try_from(b: ReviewPatchBody) -> Result<Self, ApiError> {
         let mut f = Fields::new();
+        if b.rating.is_none() && b.title.is_none() && b.body.is_none() && b.image_ids.is_none() {
+            f.add(
+                "body",
+                "nothing to change: give rating, title, body or image_ids",
+            );
+        }
         let rating = f.check_opt("rating", b.rating, Rating::parse);
         let title = f.check_opt("title", b.title.as_deref(), title);
         let body = f.check_opt("body", b.body.as_deref(), body);
@@ -186,6 +192,21 @@ mod tests {
         assert!(body(&"x".repeat(5_000)).is_ok());
         assert!(body(&"x".repeat(5_001)).is_err());
         assert!(body("bell\u{7}").is_err());
+    }
+
+    #[test]
+    fn a_patch_must_change_something() {
+        let patch = |json: &str| {
+            ReviewPatch::try_from(serde_json::from_str::<ReviewPatchBody>(json).unwrap())
+        };
+        match patch("{}") {
+            Err(ApiError::Validation(errors)) => assert_eq!(errors[0].field, "body"),
+            other => panic!("expected 422, got {other:?}"),
+        }
+        assert_eq!(
+            patch(r#"{"rating":4}"#).unwrap().rating.map(Rating::get),
+            Some(4)
+        );
     }
 
     #[test]

@@ -2,13 +2,8 @@
 
 mod reviews;
 
-use std::collections::HashMap;
-
 use axum::Router;
-use axum::extract::Query;
-use axum::extract::rejection::QueryRejection;
 use axum::routing::get;
-use kommerce_kit::http::{ApiError, FieldError};
 
 use crate::AppState;
 
@@ -25,24 +20,7 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// Query parameters as a map: an unreadable query string is 400, an unknown parameter 422.
-pub(crate) fn params(
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-    known: &[&str],
-) -> Result<HashMap<String, String>, ApiError> {
-    let map = q
-        .map(|Query(m)| m)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let unknown: Vec<_> = map
-        .keys()
-        .filter(|k| !known.contains(&k.as_str()))
-        .map(|k| FieldError::new(k.clone(), "unknown parameter"))
-        .collect();
-    if unknown.is_empty() {
-        Ok(map)
-    } else {
-        Err(ApiError::Validation(unknown))
-    }
-}
-
+/// Query parameters as a map, by the kit's one parser: 400 unreadable, 422 naming an unknown
+/// parameter or one holding NUL.
+pub(crate) use kommerce_kit::http::known_query_params as params;
 pub(crate) use kommerce_kit::http::path_id;
