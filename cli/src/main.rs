@@ -165,6 +165,9 @@ async fn main() -> anyhow::Result<()> {
                 state_dir,
                 bin_dir,
                 admin,
+                namespace: None,
+                kafka: None,
+                env: Vec::new(),
             })
             .await
         }

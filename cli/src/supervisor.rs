@@ -1,11 +1,13 @@
 //! `kommerce up`: databases and migrations, every service as a child process with its log
 //! lines tagged, the local router in front, and Ctrl-C stopping everything.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use command_fds::{CommandFdExt as _, FdMapping};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use nix::sys::signal::{Signal, kill};
@@ -21,7 +23,8 @@ use crate::topology::{SERVICES, ServiceSpec};
 /// How `kommerce up` runs.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
-    /// Where the local router listens; service `s` gets `port + s.port_offset`.
+    /// Where the local router listens; service `s` gets `port + s.port_offset`. Port 0: every
+    /// port is picked by the system (tests).
     pub host: String,
     pub port: u16,
     /// A database URL with rights to create databases; each service gets `kommerce_<name>`.
@@ -32,6 +35,22 @@ pub struct UpOptions {
     /// Where the service binaries are (by default next to `kommerce`).
     pub bin_dir: PathBuf,
     pub admin: Option<(String, String)>,
+    /// A platform of its own beside others on the same PostgreSQL, Redis and broker: databases
+    /// `kommerce_<namespace>_<name>`, Kafka namespace and Redis key prefix `<namespace>`.
+    pub namespace: Option<String>,
+    /// The Kafka bootstrap servers for the services that use Kafka (their default otherwise).
+    pub kafka: Option<String>,
+    /// More environment for every service (`KOMMERCE_SAGA__CONSUMERS=…`).
+    pub env: Vec<(String, String)>,
+}
+
+impl UpOptions {
+    pub fn database_name(&self, service: &ServiceSpec) -> String {
+        match &self.namespace {
+            Some(ns) => format!("kommerce_{ns}_{}", service.name),
+            None => database_name(service),
+        }
+    }
 }
 
 pub fn database_name(service: &ServiceSpec) -> String {
@@ -40,6 +59,13 @@ pub fn database_name(service: &ServiceSpec) -> String {
 
 /// Creates each service's database if missing and runs its migrations.
 pub async fn migrate(database_url_admin: &str) -> anyhow::Result<()> {
+    migrate_named(database_url_admin, database_name).await
+}
+
+async fn migrate_named(
+    database_url_admin: &str,
+    database_name: impl Fn(&ServiceSpec) -> String,
+) -> anyhow::Result<()> {
     let mut admin = PgConnection::connect(database_url_admin)
         .await
         .context("cannot connect to PostgreSQL (run scripts/deps.sh)")?;
@@ -94,9 +120,11 @@ struct Running {
     child: Child,
 }
 
+/// The URL of every service, for the peers each one calls.
 fn spawn(
     spec: ServiceSpec,
-    port: u16,
+    listener: std::net::TcpListener,
+    ports: &[(&'static str, u16)],
     opts: &UpOptions,
     keys: &(String, String),
 ) -> anyhow::Result<Running> {
@@ -107,12 +135,20 @@ fn spawn(
             binary.display()
         );
     }
+    let port = listener.local_addr()?.port();
     let mut cmd = Command::new(&binary);
-    cmd.env("KOMMERCE_HTTP__HOST", "127.0.0.1")
+    // The socket is bound here and handed over as fd 3 (systemd's socket activation protocol):
+    // every port is known before any service starts, even with port 0.
+    cmd.fd_mappings(vec![FdMapping {
+        parent_fd: std::os::fd::OwnedFd::from(listener),
+        child_fd: 3,
+    }])?;
+    cmd.env("LISTEN_FDS", "1")
+        .env("KOMMERCE_HTTP__HOST", "127.0.0.1")
         .env("KOMMERCE_HTTP__PORT", port.to_string())
         .env(
             "KOMMERCE_DATABASE__URL",
-            database_url(&opts.database_url, &database_name(&spec)),
+            database_url(&opts.database_url, &opts.database_name(&spec)),
         )
         .env("KOMMERCE_REDIS__URL", &opts.redis_url)
         .env("KOMMERCE_AUTH__PUBLIC_KEY", &keys.1)
@@ -121,24 +157,40 @@ fn spawn(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    if let Some(ns) = &opts.namespace {
+        cmd.env("KOMMERCE_REDIS__KEY_PREFIX", format!("{ns}:"));
+        if spec.uses_kafka {
+            cmd.env("KOMMERCE_KAFKA__NAMESPACE", ns);
+        }
+    }
+    if let (Some(bootstrap), true) = (&opts.kafka, spec.uses_kafka) {
+        cmd.env("KOMMERCE_KAFKA__BOOTSTRAP_SERVERS", bootstrap);
+    }
     if spec.signs_tokens {
         cmd.env("KOMMERCE_AUTH__SIGNING_KEY", &keys.0);
     }
     for peer in spec.calls {
-        if let Some(other) = SERVICES.iter().find(|s| s.name == *peer) {
+        if let Some((_, port)) = ports.iter().find(|(name, _)| name == peer) {
             cmd.env(
                 format!("KOMMERCE_PEERS__{}", peer.to_ascii_uppercase()),
-                format!("http://127.0.0.1:{}", opts.port + other.port_offset),
+                format!("http://127.0.0.1:{port}"),
             );
         }
     }
     if spec.name == "image" {
         // Uploaded bytes live beside the other local state, not in /var/lib.
-        cmd.env("KOMMERCE_STORAGE__PATH", opts.state_dir.join("images"));
+        let dir = match &opts.namespace {
+            Some(ns) => opts.state_dir.join("images").join(ns),
+            None => opts.state_dir.join("images"),
+        };
+        cmd.env("KOMMERCE_STORAGE__PATH", dir);
     }
     if let (Some((email, password)), "user") = (&opts.admin, spec.name) {
         cmd.env("KOMMERCE_USER__BOOTSTRAP_ADMIN_EMAIL", email)
             .env("KOMMERCE_USER__BOOTSTRAP_ADMIN_PASSWORD", password);
+    }
+    for (k, v) in &opts.env {
+        cmd.env(k, v);
     }
     let mut child = cmd
         .spawn()
@@ -160,15 +212,18 @@ async fn tag_lines(tag: String, reader: impl tokio::io::AsyncBufRead + Unpin) {
     }
 }
 
-/// Polls `GET /readyz` until 200 or `limit` passes.
-async fn wait_ready(port: u16, limit: Duration) -> anyhow::Result<Duration> {
+/// Polls `GET /readyz` until 200 or `limit` passes; fails at once if the process exits.
+async fn wait_ready(r: &mut Running, limit: Duration) -> anyhow::Result<Duration> {
     let client: Client<_, http_body_util::Empty<axum::body::Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let started = Instant::now();
-    let uri: hyper::Uri = format!("http://127.0.0.1:{port}/readyz").parse()?;
+    let uri: hyper::Uri = format!("http://127.0.0.1:{}/readyz", r.port).parse()?;
     while started.elapsed() < limit {
-        if let Ok(r) = client.get(uri.clone()).await {
-            if r.status().is_success() {
+        if let Some(status) = r.child.try_wait()? {
+            bail!("exited ({status}) before it was ready");
+        }
+        if let Ok(resp) = client.get(uri.clone()).await {
+            if resp.status().is_success() {
                 return Ok(started.elapsed());
             }
         }
@@ -185,61 +240,185 @@ fn terminate(running: &[Running]) {
     }
 }
 
-/// Runs the platform until Ctrl-C / SIGTERM, or until a service dies.
-pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
-    migrate(&opts.database_url).await?;
-    let keys = dev_keys(&opts.state_dir)?;
-    let mut running = Vec::new();
-    for spec in SERVICES {
-        let port = opts.port + spec.port_offset;
-        running.push(spawn(*spec, port, &opts, &keys)?);
+/// Every service running as its own process, each ready, behind the local router.
+pub struct Platform {
+    opts: UpOptions,
+    keys: (String, String),
+    ports: Vec<(&'static str, u16)>,
+    running: Vec<Running>,
+    router: SocketAddr,
+    router_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    router_task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl std::fmt::Debug for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Platform")
+            .field("router", &self.router)
+            .field("services", &self.ports())
+            .finish_non_exhaustive()
     }
-    for r in &running {
-        match wait_ready(r.port, Duration::from_secs(30)).await {
-            Ok(t) => println!(
-                "[kommerce] {} ready on 127.0.0.1:{} in {} ms",
-                r.spec.name,
-                r.port,
-                t.as_millis()
-            ),
-            Err(e) => {
-                terminate(&running);
-                bail!("{} did not become ready: {e}", r.spec.name);
+}
+
+impl Platform {
+    /// Migrates every database, starts every service and waits until each is ready, then
+    /// serves the router.
+    pub async fn start(opts: &UpOptions) -> anyhow::Result<Self> {
+        migrate_named(&opts.database_url, |s| opts.database_name(s)).await?;
+        let keys = dev_keys(&opts.state_dir)?;
+        let bind = |port: u16| {
+            std::net::TcpListener::bind((opts.host.as_str(), port))
+                .with_context(|| format!("cannot listen on {}:{port}", opts.host))
+        };
+        let router_listener = bind(opts.port)?;
+        let mut listeners = Vec::new();
+        for spec in SERVICES {
+            let port = if opts.port == 0 {
+                0
+            } else {
+                opts.port + spec.port_offset
+            };
+            listeners.push(bind(port)?);
+        }
+        let ports = SERVICES
+            .iter()
+            .zip(&listeners)
+            .map(|(s, l)| Ok((s.name, l.local_addr()?.port())))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let mut running = Vec::new();
+        for (spec, listener) in SERVICES.iter().zip(listeners) {
+            match spawn(*spec, listener, &ports, opts, &keys) {
+                Ok(r) => running.push(r),
+                Err(e) => {
+                    terminate(&running);
+                    return Err(e);
+                }
             }
         }
-    }
-    let upstreams: Vec<_> = running
-        .iter()
-        .map(|r| (r.spec.name, format!("127.0.0.1:{}", r.port)))
-        .collect();
-    let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", opts.host, opts.port))?;
-    println!(
-        "[kommerce] router on http://{}:{} — try: curl -s http://{}:{}/api/v1/auth/login ... (Ctrl-C stops all)",
-        opts.host, opts.port, opts.host, opts.port
-    );
-    let router = crate::router::router(SERVICES, upstreams);
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(kommerce_kit::server::shutdown_signal());
-
-    let mut exits = Box::pin(async {
-        let waits = running.iter_mut().map(|r| {
-            let name = r.spec.name;
-            async move { (name, r.child.wait().await) }
+        for i in 0..running.len() {
+            let r = &mut running[i];
+            match wait_ready(r, Duration::from_secs(60)).await {
+                Ok(t) => println!(
+                    "[kommerce] {} ready on 127.0.0.1:{} in {} ms",
+                    r.spec.name,
+                    r.port,
+                    t.as_millis()
+                ),
+                Err(e) => {
+                    let name = r.spec.name;
+                    terminate(&running);
+                    bail!("{name} did not become ready: {e}");
+                }
+            }
+        }
+        let upstreams: Vec<_> = running
+            .iter()
+            .map(|r| (r.spec.name, format!("127.0.0.1:{}", r.port)))
+            .collect();
+        router_listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(router_listener)?;
+        let router = listener.local_addr()?;
+        let (router_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = crate::router::router(SERVICES, upstreams);
+        let router_task = tokio::spawn(async move {
+            kommerce_kit::http::serve(listener, app, async {
+                let _ = stopped.await;
+            })
+            .await
         });
-        let ((name, status), _, _) = futures::future::select_all(waits.map(Box::pin)).await;
-        (name, status)
-    });
-    let died = tokio::select! {
-        result = server => { result?; None }
-        (name, status) = &mut exits => Some((name, status)),
-    };
-    drop(exits);
-    terminate(&running);
-    for r in &mut running {
-        let _ = tokio::time::timeout(Duration::from_secs(10), r.child.wait()).await;
+        Ok(Self {
+            opts: opts.clone(),
+            keys,
+            ports,
+            running,
+            router,
+            router_stop: Some(router_stop),
+            router_task,
+        })
     }
+
+    /// Where the router listens.
+    pub fn router(&self) -> SocketAddr {
+        self.router
+    }
+
+    /// Each service's name and port (its internal URL is `http://127.0.0.1:<port>`).
+    pub fn ports(&self) -> Vec<(&'static str, u16)> {
+        self.running.iter().map(|r| (r.spec.name, r.port)).collect()
+    }
+
+    /// Resolves when a service exits, with its name and exit status.
+    pub async fn exited(&mut self) -> (&'static str, std::io::Result<std::process::ExitStatus>) {
+        let waits = self.running.iter_mut().map(|r| {
+            let name = r.spec.name;
+            Box::pin(async move { (name, r.child.wait().await) })
+        });
+        futures::future::select_all(waits).await.0
+    }
+
+    /// Kills one service at once (SIGKILL: no graceful stop), for crash tests.
+    pub async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
+        let r = self
+            .running
+            .iter_mut()
+            .find(|r| r.spec.name == name)
+            .with_context(|| format!("no service {name}"))?;
+        r.child.kill().await?;
+        r.child.wait().await?;
+        Ok(())
+    }
+
+    /// Starts a service that was killed or exited again, on its port, and waits until it is
+    /// ready.
+    pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        let i = self
+            .running
+            .iter()
+            .position(|r| r.spec.name == name)
+            .with_context(|| format!("no service {name}"))?;
+        let r = &mut self.running[i];
+        if r.child.try_wait()?.is_none() {
+            bail!("{name} is still running");
+        }
+        let listener = std::net::TcpListener::bind((self.opts.host.as_str(), r.port))
+            .with_context(|| format!("cannot listen on {}:{}", self.opts.host, r.port))?;
+        *r = spawn(r.spec, listener, &self.ports, &self.opts, &self.keys)?;
+        wait_ready(r, Duration::from_secs(60))
+            .await
+            .with_context(|| format!("{name} did not become ready"))?;
+        Ok(())
+    }
+
+    /// SIGTERM to every service (each drains), then waits for them and the router.
+    pub async fn stop(mut self) {
+        terminate(&self.running);
+        for r in &mut self.running {
+            if tokio::time::timeout(Duration::from_secs(20), r.child.wait())
+                .await
+                .is_err()
+            {
+                let _ = r.child.kill().await;
+            }
+        }
+        if let Some(stop) = self.router_stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.router_task).await;
+    }
+}
+
+/// Runs the platform until Ctrl-C / SIGTERM, or until a service dies.
+pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
+    let mut platform = Platform::start(&opts).await?;
+    println!(
+        "[kommerce] router on http://{0} — try: curl -s http://{0}/api/v1/auth/login ... (Ctrl-C stops all)",
+        platform.router()
+    );
+    let died = tokio::select! {
+        () = kommerce_kit::server::shutdown_signal() => None,
+        (name, status) = platform.exited() => Some((name, status)),
+    };
+    platform.stop().await;
     if let Some((name, status)) = died {
         bail!("{name} exited ({status:?}); stopped everything");
     }

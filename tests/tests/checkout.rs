@@ -14,7 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Options, Shop, WAIT, eventually, scalar};
+use common::{Options, Shop, WAIT, assert_the_books_balance, eventually, scalar};
 use kommerce_kit::messaging::{Failpoint, Hooks};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -649,41 +649,8 @@ async fn a_thousand_concurrent_checkouts_sell_exactly_the_stock() {
         "settled {settled:?}"
     );
 
-    assert_eq!(scalar(order_db, "SELECT count(*) FROM orders").await, 100);
-    assert_eq!(
-        scalar(
-            pay_db,
-            "SELECT count(*) FROM payments WHERE status = 'completed'"
-        )
-        .await,
-        100
-    );
-    assert_eq!(
-        scalar(
-            pay_db,
-            "SELECT count(*) FROM payments WHERE status = 'cancelled'"
-        )
-        .await,
-        900
-    );
-    assert_eq!(scalar(pay_db, "SELECT count(*) FROM refunds").await, 900);
+    assert_the_books_balance(order_db, pay_db, i64::try_from(BUYERS).unwrap(), 100, 1_000).await;
     assert_eq!(shop.stock(item).await, 0);
-    let debits = scalar(
-        pay_db,
-        "SELECT -sum(delta_minor)::bigint FROM wallet_entries WHERE kind = 'charge'",
-    )
-    .await;
-    let refunds = scalar(
-        pay_db,
-        "SELECT sum(delta_minor)::bigint FROM wallet_entries WHERE kind = 'refund'",
-    )
-    .await;
-    let totals = scalar(order_db, "SELECT sum(total_minor)::bigint FROM orders").await;
-    assert_eq!(debits - refunds, totals);
-    assert_eq!(
-        scalar(pay_db, "SELECT sum(balance_minor)::bigint FROM wallets").await,
-        1_000 * i64::try_from(BUYERS).unwrap() - totals
-    );
 
     // Payment → order latency, from the two services' own clocks (one machine).
     let made: Vec<(Uuid, f64)> =

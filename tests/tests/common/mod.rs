@@ -311,35 +311,14 @@ impl Shop {
         body: Option<&Value>,
         key: Option<&str>,
     ) -> Response {
-        // A well-behaved client: a 503 changed nothing and says when to come back (bursts of
-        // a thousand requests on two cores do meet one).
-        for _ in 0..10 {
-            let mut r = self
-                .http
-                .request(method.clone(), format!("{}{path}", self.router));
-            if let Some(t) = token {
-                r = r.bearer_auth(t);
-            }
-            if let Some(b) = body {
-                r = r.json(b);
-            }
-            if let Some(k) = key {
-                r = r.header("Idempotency-Key", k);
-            }
-            let response = r.send().await.unwrap();
-            if response.status() != StatusCode::SERVICE_UNAVAILABLE {
-                return response;
-            }
-            self.retries
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let wait = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .unwrap_or(1);
-            tokio::time::sleep(Duration::from_secs(wait)).await;
-        }
-        panic!("{path}: still 503 after 10 attempts");
+        let request = Request {
+            method,
+            path,
+            token,
+            body,
+            key,
+        };
+        send(&self.http, &self.router, &request, &self.retries).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
@@ -376,49 +355,10 @@ impl Shop {
         item["id"].as_str().unwrap().parse().unwrap()
     }
 
-    /// `n` customers with a default address each (written straight to the user database:
-    /// hashing a thousand passwords would test argon2, not the saga) and `balance` in their
+    /// `n` customers with a default address each ([`insert_shoppers`]) and `balance` in their
     /// wallets (topped up through the API; none for 0).
     pub async fn shoppers(&self, n: usize, balance: i64) -> Vec<Shopper> {
-        let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
-        let addresses: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
-        let emails: Vec<String> = ids
-            .iter()
-            .map(|i| format!("{}@shop.test", i.simple()))
-            .collect();
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, name, phone) \
-             SELECT id, email, 'not-a-hash', 'Shopper', '+1 555 0100' \
-             FROM unnest($1::uuid[], $2::text[]) AS t(id, email)",
-        )
-        .bind(&ids)
-        .bind(&emails)
-        .execute(&self.user_db.pool)
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO addresses (id, user_id, recipient, phone, line1, city, postal_code, country, is_default) \
-             SELECT a, u, 'Shopper', '+1 555 0100', '1 Main St', 'Springfield', '12345', 'US', true \
-             FROM unnest($1::uuid[], $2::uuid[]) AS t(a, u)",
-        )
-        .bind(&addresses)
-        .bind(&ids)
-        .execute(&self.user_db.pool)
-        .await
-        .unwrap();
-        let shoppers: Vec<Shopper> = ids
-            .iter()
-            .zip(&addresses)
-            .map(|(id, a)| Shopper {
-                id: *id,
-                token: self
-                    .signer
-                    .sign(*id, Role::Customer, Uuid::new_v4())
-                    .unwrap()
-                    .0,
-                address_id: *a,
-            })
-            .collect();
+        let shoppers = insert_shoppers(&self.user_db.pool, &self.signer, n).await;
         let top_ups = shoppers.iter().map(|s| async move {
             let (status, body) = self
                 .post(
@@ -572,6 +512,142 @@ impl Shop {
         }
         c.commit(&tpl, CommitMode::Sync).unwrap();
     }
+}
+
+/// One API request.
+pub struct Request<'a> {
+    pub method: Method,
+    pub path: &'a str,
+    pub token: Option<&'a str>,
+    pub body: Option<&'a Value>,
+    pub key: Option<&'a str>,
+}
+
+/// Sends `request` to `base` as a well-behaved client does: a 503 changed nothing and says when
+/// to come back (bursts of a thousand requests on two cores do meet one), so it is sent again,
+/// with the same Idempotency-Key, after `Retry-After`; each retry is counted in `retries`.
+pub async fn send(
+    http: &Client,
+    base: &str,
+    request: &Request<'_>,
+    retries: &std::sync::atomic::AtomicUsize,
+) -> Response {
+    for _ in 0..10 {
+        let mut r = http.request(request.method.clone(), format!("{base}{}", request.path));
+        if let Some(t) = request.token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = request.body {
+            r = r.json(b);
+        }
+        if let Some(k) = request.key {
+            r = r.header("Idempotency-Key", k);
+        }
+        let response = r.send().await.unwrap();
+        if response.status() != StatusCode::SERVICE_UNAVAILABLE {
+            return response;
+        }
+        retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let wait = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(1);
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+    }
+    panic!("{}: still 503 after 10 attempts", request.path);
+}
+
+/// `n` customers with a default address each, written straight to the user database (hashing
+/// a thousand passwords would test argon2, not the saga), with tokens from `signer`.
+pub async fn insert_shoppers(user_db: &PgPool, signer: &TokenSigner, n: usize) -> Vec<Shopper> {
+    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    let addresses: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    let emails: Vec<String> = ids
+        .iter()
+        .map(|i| format!("{}@shop.test", i.simple()))
+        .collect();
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, name, phone) \
+         SELECT id, email, 'not-a-hash', 'Shopper', '+1 555 0100' \
+         FROM unnest($1::uuid[], $2::text[]) AS t(id, email)",
+    )
+    .bind(&ids)
+    .bind(&emails)
+    .execute(user_db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO addresses (id, user_id, recipient, phone, line1, city, postal_code, country, is_default) \
+         SELECT a, u, 'Shopper', '+1 555 0100', '1 Main St', 'Springfield', '12345', 'US', true \
+         FROM unnest($1::uuid[], $2::uuid[]) AS t(a, u)",
+    )
+    .bind(&addresses)
+    .bind(&ids)
+    .execute(user_db)
+    .await
+    .unwrap();
+    ids.iter()
+        .zip(&addresses)
+        .map(|(id, a)| Shopper {
+            id: *id,
+            token: signer.sign(*id, Role::Customer, Uuid::new_v4()).unwrap().0,
+            address_id: *a,
+        })
+        .collect()
+}
+
+/// After `buyers` one-unit checkouts of an item with `units` in stock, by shoppers who each had
+/// `balance`: exactly `units` orders, every other payment cancelled and refunded once, and the
+/// money adds up — read from the databases, not from the answers.
+pub async fn assert_the_books_balance(
+    order_db: &PgPool,
+    pay_db: &PgPool,
+    buyers: i64,
+    units: i64,
+    balance: i64,
+) {
+    assert_eq!(scalar(order_db, "SELECT count(*) FROM orders").await, units);
+    assert_eq!(
+        scalar(
+            pay_db,
+            "SELECT count(*) FROM payments WHERE status = 'completed'"
+        )
+        .await,
+        units
+    );
+    assert_eq!(
+        scalar(
+            pay_db,
+            "SELECT count(*) FROM payments WHERE status = 'cancelled'"
+        )
+        .await,
+        buyers - units
+    );
+    assert_eq!(
+        scalar(pay_db, "SELECT count(*) FROM refunds").await,
+        buyers - units
+    );
+    let debits = scalar(
+        pay_db,
+        "SELECT -sum(delta_minor)::bigint FROM wallet_entries WHERE kind = 'charge'",
+    )
+    .await;
+    let refunds = scalar(
+        pay_db,
+        "SELECT coalesce(sum(delta_minor), 0)::bigint FROM wallet_entries WHERE kind = 'refund'",
+    )
+    .await;
+    let totals = scalar(
+        order_db,
+        "SELECT coalesce(sum(total_minor), 0)::bigint FROM orders",
+    )
+    .await;
+    assert_eq!(debits - refunds, totals);
+    assert_eq!(
+        scalar(pay_db, "SELECT sum(balance_minor)::bigint FROM wallets").await,
+        balance * buyers - totals
+    );
 }
 
 fn port_of(url: &str) -> u16 {
