@@ -194,6 +194,16 @@ pid_alive() { # pidfile binary
     [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$2"* ]]
 }
 
+# Whether the process started with that pidfile still exists, whatever it runs yet: right after
+# the start the pid is still the subshell on its way through `setsid nohup` to the binary, so
+# start-up waits on this and on the server answering, never on what /proc says the exe is.
+pid_running() { # pidfile
+    local pid
+    [[ -f $1 ]] || return 1
+    pid=$(<"$1")
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
+}
+
 port_open() { timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null; }
 
 apiserver_ready() {
@@ -312,8 +322,8 @@ up() {
 
     local deadline=$((SECONDS + 60))
     until apiserver_ready; do
-        pid_alive "$RUN_DIR/etcd.pid" "$BIN_DIR/etcd" || { log_tail "$RUN_DIR/etcd.log"; die "etcd exited during startup (log: $RUN_DIR/etcd.log)"; }
-        pid_alive "$RUN_DIR/apiserver.pid" "$BIN_DIR/crdapiserver" || { log_tail "$RUN_DIR/apiserver.log"; die "the API server exited during startup (log: $RUN_DIR/apiserver.log)"; }
+        pid_running "$RUN_DIR/etcd.pid" || { log_tail "$RUN_DIR/etcd.log"; die "etcd exited during startup (log: $RUN_DIR/etcd.log)"; }
+        pid_running "$RUN_DIR/apiserver.pid" || { log_tail "$RUN_DIR/apiserver.log"; die "the API server exited during startup (log: $RUN_DIR/apiserver.log)"; }
         ((SECONDS < deadline)) || { log_tail "$RUN_DIR/apiserver.log"; die "the API server is not ready after 60s (log: $RUN_DIR/apiserver.log)"; }
         sleep 0.2
     done
