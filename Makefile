@@ -17,7 +17,7 @@ help:
 deps:
 	@bash scripts/deps.sh
 
-# The operator's tests need a Kubernetes API server for custom resources (built once, cached).
+# The operator's tests need a Kubernetes control plane (built once from Go modules, cached).
 control-plane:
 	@bash scripts/control-plane.sh up
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The operator's test control plane: a real Kubernetes API server for CRDs and custom resources
-# (upstream k8s.io/apiextensions-apiserver, wrapped by operator/control-plane/crdapiserver.go)
-# in front of etcd, on loopback. Idempotent.
+# The test control plane: a whole Kubernetes control plane on loopback — etcd, kube-apiserver,
+# kube-controller-manager and kube-scheduler — with simulated nodes (kwok) instead of kubelets,
+# plus the kubectl and helm of the same build. Idempotent.
 #
 #   scripts/control-plane.sh [up]     build once (cached), start if not running, print KUBECONFIG
 #   scripts/control-plane.sh build    only build (or confirm the cached build)
@@ -9,36 +9,33 @@
 #   scripts/control-plane.sh down     stop the processes this script started
 #   scripts/control-plane.sh kubeconfig   print the kubeconfig path
 #
-# The binaries are built from Debian packages only: a private apt configuration (own sources,
-# lists, cache and status; the system's apt state is never touched) downloads the Go sources of
-# apiextensions-apiserver and its dependencies, a Go toolchain and etcd from the suite
-# $KOMMERCE_CP_SUITE of the Debian mirror this machine already uses, extracts them with
-# `dpkg -x`, and builds offline (GOPATH mode, no module proxy). The first build takes about
-# 3 minutes; the result is cached under $KOMMERCE_STATE_DIR/control-plane/bin and reused until
-# the wrapper source changes.
+# Everything is built from Go modules with the machine's `go` (nothing prebuilt is downloaded):
+# the modules in operator/control-plane/{k8s,etcd,kwok,helm} pin Kubernetes (k8s.io/kubernetes,
+# its staging modules replaced by the published releases of the same version), etcd, kwok and
+# Helm, with their go.sum. The binaries are cached in $KOMMERCE_STATE_DIR/control-plane/bin and
+# reused until those files change; the first build takes about 20 minutes on 2 cores.
 #
-# What it serves: apiextensions.k8s.io and custom resources — no core API, no Deployments, no
-# garbage collector, no admission webhooks. Authentication is a client certificate in the
-# group system:masters (written into the kubeconfig).
+# What it serves: the real API (RBAC and Node authorization, service accounts signed with the
+# cluster's key, admission, garbage collection, Deployments, ReplicaSets, HPAs, PDBs, Ingress,
+# Leases, Events, CRDs). Pods are scheduled onto kwok's simulated nodes, which report them
+# Running and Ready without running any container. Client certificates are X.509 v3 (rustls
+# refuses v1); the admin one, in system:masters, is in the kubeconfig.
 #
 # Environment:
 #   KOMMERCE_STATE_DIR       state dir (default: $HOME/.cache/kommerce)
 #   KOMMERCE_CP_PORT         API server port on 127.0.0.1 (default: 16443)
 #   KOMMERCE_CP_ETCD_PORT    etcd client port on 127.0.0.1 (default: 12379; peer port +1)
-#   KOMMERCE_CP_SUITE        Debian suite to take the packages from (default: sid)
-#   KOMMERCE_CP_MIRROR       Debian mirror URI (default: the one in /etc/apt/sources*)
-#   KOMMERCE_CP_GO_PACKAGE   Go toolchain package (default: the newest golang-1.NN-go in the suite)
-#   KOMMERCE_CP_KEEP_BUILD=1 keep the downloaded packages and the build tree after a build
+#   KOMMERCE_CP_NODES        simulated nodes (default: 2)
 set -euo pipefail
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-WRAPPER_SRC="$REPO_DIR/operator/control-plane/crdapiserver.go"
+SRC_DIR="$REPO_DIR/operator/control-plane"
 
 STATE_DIR="${KOMMERCE_STATE_DIR:-$HOME/.cache/kommerce}"
 CP_DIR="$STATE_DIR/control-plane"
 BIN_DIR="$CP_DIR/bin"
-BUILD_DIR="$CP_DIR/build"
 RUN_DIR="$CP_DIR/run"
+GO_DIR="$CP_DIR/go"
 KUBECONFIG_PATH="$CP_DIR/kubeconfig"
 BUILD_LOG="$CP_DIR/build.log"
 STAMP="$BIN_DIR/build.stamp"
@@ -46,289 +43,392 @@ STAMP="$BIN_DIR/build.stamp"
 PORT="${KOMMERCE_CP_PORT:-16443}"
 ETCD_PORT="${KOMMERCE_CP_ETCD_PORT:-12379}"
 ETCD_PEER_PORT=$((ETCD_PORT + 1))
-SUITE="${KOMMERCE_CP_SUITE:-sid}"
+KCM_PORT=$((PORT + 1))
+SCHED_PORT=$((PORT + 2))
+KWOK_PORT=$((PORT + 3))
+NODES="${KOMMERCE_CP_NODES:-2}"
+SERVICE_CIDR=10.96.0.0/16
 
-APISERVER_PACKAGE=golang-k8s-apiextensions-apiserver-dev
-ETCD_PACKAGE=etcd-server
+# What each module builds: "module-dir package binary-name".
+BUILDS=(
+    "k8s k8s.io/kubernetes/cmd/kube-apiserver kube-apiserver"
+    "k8s k8s.io/kubernetes/cmd/kube-controller-manager kube-controller-manager"
+    "k8s k8s.io/kubernetes/cmd/kube-scheduler kube-scheduler"
+    "k8s k8s.io/kubernetes/cmd/kubectl kubectl"
+    "etcd go.etcd.io/etcd/server/v3 etcd"
+    "kwok sigs.k8s.io/kwok/cmd/kwok kwok"
+    "helm helm.sh/helm/v4/cmd/helm helm"
+)
+# The processes, in start order (stopped in reverse).
+PROCESSES=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
 say() { printf 'control-plane: %s\n' "$*"; }
 die() {
     printf 'control-plane: ERROR: %s\n' "$*" >&2
     exit 1
 }
-have() { command -v "$1" >/dev/null 2>&1; }
-log_tail() { [[ -f $1 ]] && tail -n "${2:-25}" "$1" | sed 's/^/    | /' >&2 || true; }
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ------------------------------------------------------------------ build
 
-# The Debian mirror this machine uses (deb822 .sources files or the classic sources.list).
-debian_mirror() {
-    if [[ -n ${KOMMERCE_CP_MIRROR:-} ]]; then
-        echo "$KOMMERCE_CP_MIRROR"
-        return 0
-    fi
-    local f uri
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [[ -f $f ]] || continue
-        uri=$(awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }' "$f" |
-            grep -E '/debian/?$' | head -n 1 || true)
-        [[ -n $uri ]] && { echo "${uri%/}"; return 0; }
-    done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [[ -f $f ]] || continue
-        uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i !~ /\]$/) { print $i; break } }' "$f" |
-            grep -E '/debian/?$' | head -n 1 || true)
-        [[ -n $uri ]] && { echo "${uri%/}"; return 0; }
-    done
-    return 1
+# The version a module pins, from its go.mod (`require MODULE vX.Y.Z`).
+pinned() {
+    awk -v m="$2" '$1 == "require" { $1 = "" ; $0 = $0 } $1 == m && $2 ~ /^v/ { print $2; exit }' "$SRC_DIR/$1/go.mod"
 }
 
-wrapper_hash() { sha256sum "$WRAPPER_SRC" | cut -c1-16; }
+sources_hash() {
+    (
+        cd "$SRC_DIR"
+        cat ./*/go.mod ./*/go.sum ./*/tools.go
+        printf '%s\n' "${BUILDS[@]}"
+    ) | sha256sum | cut -c1-16
+}
 
 cached_build_ok() {
-    [[ -x $BIN_DIR/crdapiserver && -x $BIN_DIR/etcd && -f $STAMP ]] &&
-        grep -qx "wrapper=$(wrapper_hash)" "$STAMP"
+    [[ -f $STAMP ]] && grep -qx "sources=$(sources_hash)" "$STAMP" || return 1
+    local b name
+    for b in "${BUILDS[@]}"; do
+        name=${b##* }
+        [[ -x $BIN_DIR/$name ]] || return 1
+    done
+    [[ -f $BIN_DIR/kwok-stages.yaml ]]
 }
 
 build() {
-    [[ -f $WRAPPER_SRC ]] || die "wrapper source $WRAPPER_SRC is missing"
     if cached_build_ok; then
-        say "using the cached build in $BIN_DIR ($(grep '^apiserver=' "$STAMP" | cut -d= -f2))"
+        say "using the cached build in $BIN_DIR ($(grep '^kubernetes=' "$STAMP" | cut -d= -f2))"
         return 0
     fi
-    have apt-get && have dpkg-deb && have dpkg || die "building needs apt-get and dpkg (Debian or a derivative)"
-    local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-    [[ -f $keyring ]] || die "$keyring is missing (apt-get install debian-archive-keyring)"
-    local mirror
-    mirror=$(debian_mirror) || die "no Debian mirror found in /etc/apt/sources*; set KOMMERCE_CP_MIRROR"
-
-    local start=$SECONDS apt_dir="$BUILD_DIR/apt"
-    rm -rf "$BUILD_DIR"
-    # The Go build cache lives beside the build tree: a failed build keeps it, so the next try
-    # only compiles what is left.
-    mkdir -p "$apt_dir"/{lists/partial,archives/partial} "$BUILD_DIR"/{root,gopath/src/crdapiserver} "$CP_DIR/gocache" "$BIN_DIR"
-    : >"$apt_dir/status"
+    have go || die "go is needed to build the control plane (apt-get install golang-go, Go >= 1.26)"
+    local k8s_version start=$SECONDS
+    k8s_version=$(pinned k8s k8s.io/kubernetes)
+    [[ -n $k8s_version ]] || die "operator/control-plane/k8s/go.mod pins no k8s.io/kubernetes version"
+    local minor=${k8s_version#v1.}
+    minor=${minor%%.*}
+    mkdir -p "$BIN_DIR" "$GO_DIR"
+    rm -rf "$BIN_DIR.new"
+    mkdir -p "$BIN_DIR.new"
     : >"$BUILD_LOG"
-    echo "deb [signed-by=$keyring] $mirror $SUITE main" >"$apt_dir/sources.list"
-    local apt=(
-        -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/nonexistent
-        -o Dir::Etc::PreferencesParts=/nonexistent -o "Dir::Etc::Preferences=/nonexistent"
-        -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::State::status=$apt_dir/status"
-        -o "Dir::Cache=$apt_dir" -o "Dir::Cache::archives=$apt_dir/archives"
-        -o Debug::NoLocking=1 -o "APT::Sandbox::User=$(id -un)"
-        -o APT::Install-Recommends=false -o APT::Install-Suggests=false
-    )
-    say "building the API server from Debian $SUITE packages (about 3 minutes; log: $BUILD_LOG)"
-    if ! apt-get "${apt[@]}" update >>"$BUILD_LOG" 2>&1; then
-        log_tail "$BUILD_LOG"
-        die "apt-get update of '$mirror $SUITE main' failed (network? mirror? log: $BUILD_LOG)"
-    fi
-    local go_pkg=${KOMMERCE_CP_GO_PACKAGE:-}
-    if [[ -z $go_pkg ]]; then
-        go_pkg=$(apt-cache "${apt[@]}" pkgnames golang-1. 2>/dev/null | grep -E '^golang-1\.[0-9]+-go$' | sort -V | tail -n 1 || true)
-        [[ -n $go_pkg ]] || die "Debian $SUITE carries no golang-1.NN-go package any more; set KOMMERCE_CP_GO_PACKAGE or KOMMERCE_CP_SUITE"
-    fi
-    local pkg missing=()
-    for pkg in "$APISERVER_PACKAGE" "$go_pkg" "$ETCD_PACKAGE"; do
-        apt-cache "${apt[@]}" show "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    say "building Kubernetes $k8s_version, etcd, kwok and helm from Go modules (about 20 minutes the first time on 2 cores; log: $BUILD_LOG)"
+    # One `go build` per module: the four Kubernetes programs compile their shared packages
+    # once, in parallel.
+    local dir d b pkg name ldflags
+    for dir in k8s etcd kwok helm; do
+        local pkgs=() names=()
+        for b in "${BUILDS[@]}"; do
+            read -r d pkg name <<<"$b"
+            [[ $d == "$dir" ]] || continue
+            pkgs+=("$pkg")
+            names+=("$name")
+        done
+        ldflags="-s -w"
+        if [[ $dir == k8s ]]; then
+            # What `kubectl version` and the API server's /version report (a module build
+            # otherwise says v0.0.0-master).
+            ldflags+=" -X k8s.io/component-base/version.gitVersion=$k8s_version"
+            ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+            ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version"
+        elif [[ $dir == helm ]]; then
+            ldflags+=" -X helm.sh/helm/v4/internal/version.version=$(pinned helm helm.sh/helm/v4)"
+        fi
+        # Several packages go to the directory under their own names; one to its binary's name
+        # (etcd's main package is the module root, go.etcd.io/etcd/server/v3).
+        local out="$BIN_DIR.new/${names[0]}"
+        ((${#pkgs[@]} > 1)) && out="$BIN_DIR.new/"
+        local t0=$SECONDS
+        if ! (cd "$SRC_DIR/$dir" && env GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0 \
+            GOMODCACHE="$GO_DIR/mod" GOCACHE="$GO_DIR/cache" \
+            go build -trimpath -ldflags "$ldflags" -o "$out" "${pkgs[@]}") >>"$BUILD_LOG" 2>&1; then
+            log_tail "$BUILD_LOG" 40
+            die "building ${names[*]} failed (log: $BUILD_LOG)"
+        fi
+        for name in "${names[@]}"; do
+            [[ -x $BIN_DIR.new/$name ]] || die "go build made no $name (log: $BUILD_LOG)"
+        done
+        echo "built ${names[*]} in $((SECONDS - t0))s" >>"$BUILD_LOG"
+        say "built ${names[*]} in $((SECONDS - t0))s"
     done
-    ((${#missing[@]} == 0)) ||
-        die "Debian $SUITE no longer carries: ${missing[*]} (the packages moved or were renamed; pick another suite with KOMMERCE_CP_SUITE, or adapt this script)"
-    if ! apt-get "${apt[@]}" install --download-only -y "$APISERVER_PACKAGE" "$go_pkg" "$ETCD_PACKAGE" >>"$BUILD_LOG" 2>&1; then
-        log_tail "$BUILD_LOG"
-        die "apt-get could not resolve or download $APISERVER_PACKAGE $go_pkg $ETCD_PACKAGE from Debian $SUITE (dependencies moved? log: $BUILD_LOG)"
-    fi
-
-    local archives="$apt_dir/archives" deb go_ver="${go_pkg#golang-}"
-    go_ver=${go_ver%-go}
-    for deb in "$archives"/*-dev_*.deb "$archives"/golang-"$go_ver"-go_*.deb "$archives"/golang-"$go_ver"-src_*.deb "$archives"/"$ETCD_PACKAGE"_*.deb; do
-        [[ -f $deb ]] || die "expected package file $deb was not downloaded"
-        dpkg-deb -x "$deb" "$BUILD_DIR/root"
-    done
-    local apiserver_deb
-    apiserver_deb=$(ls "$archives"/"$APISERVER_PACKAGE"_*.deb)
-    local pkg_version git_version minor
-    pkg_version=$(dpkg-deb -f "$apiserver_deb" Version)
-    # Debian packages k8s.io/apiextensions-apiserver v0.X.Y, the library of Kubernetes v1.X.Y.
-    git_version=$(sed -E 's/^([0-9]+:)?0\.([0-9]+)\.([0-9]+).*/v1.\2.\3/' <<<"$pkg_version")
-    minor=$(cut -d. -f2 <<<"$git_version")
-
-    cp "$WRAPPER_SRC" "$BUILD_DIR/gopath/src/crdapiserver/main.go"
-    mkdir -p "$BUILD_DIR/debian-gopath"
-    ln -sfn "$BUILD_DIR/root/usr/share/gocode/src" "$BUILD_DIR/debian-gopath/src"
-    local goroot="$BUILD_DIR/root/usr/lib/go-$go_ver"
-    [[ -x $goroot/bin/go ]] || die "$go_pkg did not contain $goroot/bin/go (package layout changed)"
-    say "compiling apiextensions-apiserver $git_version ($pkg_version) with $go_pkg"
-    if ! env GOROOT="$goroot" GOPATH="$BUILD_DIR/gopath:$BUILD_DIR/debian-gopath" GO111MODULE=off \
-        GOTOOLCHAIN=local GOPROXY=off GOFLAGS= CGO_ENABLED=0 GOCACHE="$CP_DIR/gocache" \
-        "$goroot/bin/go" build -trimpath -o "$BIN_DIR/crdapiserver.new" -ldflags "-s -w \
-            -X k8s.io/component-base/version.gitVersion=$git_version \
-            -X k8s.io/component-base/version.gitMajor=1 \
-            -X k8s.io/component-base/version.gitMinor=$minor" crdapiserver >>"$BUILD_LOG" 2>&1; then
-        log_tail "$BUILD_LOG" 40
-        die "go build failed: $APISERVER_PACKAGE $pkg_version no longer builds with $WRAPPER_SRC (an API it uses changed?) (log: $BUILD_LOG)"
-    fi
-    install -m 0755 "$BUILD_DIR/root/usr/bin/etcd" "$BIN_DIR/etcd.new"
-    "$BIN_DIR/etcd.new" --version >>"$BUILD_LOG" 2>&1 ||
-        die "the etcd binary from Debian $SUITE does not run on this machine (log: $BUILD_LOG)"
-    mv "$BIN_DIR/crdapiserver.new" "$BIN_DIR/crdapiserver"
-    mv "$BIN_DIR/etcd.new" "$BIN_DIR/etcd"
+    # kwok has no stages built in: the fast node and pod lifecycles (node ready with a lease
+    # heartbeat; pods ready, completed, deleted) from the kwok module's own stage definitions.
+    local kwok_dir stages=()
+    kwok_dir=$(cd "$SRC_DIR/kwok" && env GOTOOLCHAIN=local GOFLAGS=-mod=readonly GOMODCACHE="$GO_DIR/mod" \
+        go list -m -f '{{.Dir}}' sigs.k8s.io/kwok) || die "cannot find the kwok module's files"
+    stages=("$kwok_dir"/kustomize/stage/node/fast/node-initialize.yaml
+        "$kwok_dir"/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+        "$kwok_dir"/kustomize/stage/pod/fast/pod-{ready,complete,delete}.yaml)
+    local f
+    for f in "${stages[@]}"; do
+        [[ -f $f ]] || die "kwok stage $f is missing (another kwok version? see operator/control-plane/kwok)"
+        cat "$f"
+        echo "---"
+    done >"$BIN_DIR.new/kwok-stages.yaml"
     {
-        echo "wrapper=$(wrapper_hash)"
-        echo "apiserver=$git_version ($APISERVER_PACKAGE $pkg_version)"
-        echo "go=$go_pkg $(dpkg-deb -f "$(ls "$archives"/"$go_pkg"_*.deb)" Version)"
-        echo "etcd=$ETCD_PACKAGE $(dpkg-deb -f "$(ls "$archives"/"$ETCD_PACKAGE"_*.deb)" Version)"
-        echo "suite=$SUITE"
+        echo "sources=$(sources_hash)"
+        echo "kubernetes=$k8s_version"
+        echo "etcd=$(pinned etcd go.etcd.io/etcd/server/v3)"
+        echo "kwok=$(pinned kwok sigs.k8s.io/kwok)"
+        echo "helm=$(pinned helm helm.sh/helm/v4)"
+        echo "go=$(go env GOVERSION)"
         echo "built=$(date -u +%FT%TZ) in $((SECONDS - start))s"
-    } >"$STAMP"
-    [[ ${KOMMERCE_CP_KEEP_BUILD:-0} == 1 ]] || rm -rf "$BUILD_DIR" "$CP_DIR/gocache"
-    say "built $BIN_DIR/crdapiserver ($git_version) and $BIN_DIR/etcd in $((SECONDS - start))s"
+    } >"$BIN_DIR.new/build.stamp"
+    rm -rf "$BIN_DIR.old"
+    mv -T "$BIN_DIR" "$BIN_DIR.old"
+    mv -T "$BIN_DIR.new" "$BIN_DIR"
+    rm -rf "$BIN_DIR.old"
+    say "built the control plane in $((SECONDS - start))s ($BIN_DIR)"
 }
 
-# ------------------------------------------------------------------ run
+# ------------------------------------------------------------------ pki
 
-pid_alive() { # pidfile binary
-    local pid
-    [[ -f $1 ]] || return 1
-    pid=$(<"$1")
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$2"* ]]
+# issue NAME SUBJECT EXTENSIONS...: a key and an X.509 v3 certificate signed by the CA.
+issue() {
+    local name=$1 subject=$2
+    shift 2
+    openssl req -newkey rsa:2048 -nodes -subj "$subject" -keyout "$name.key" -out "$name.csr" 2>/dev/null
+    printf '%s\n' "$@" >"$name.ext"
+    openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile "$name.ext" -out "$name.crt" 2>/dev/null
+    rm -f "$name.csr" "$name.ext"
 }
 
-# Whether the process started with that pidfile still exists, whatever it runs yet: right after
-# the start the pid is still the subshell on its way through `setsid nohup` to the binary, so
-# start-up waits on this and on the server answering, never on what /proc says the exe is.
-pid_running() { # pidfile
-    local pid
-    [[ -f $1 ]] || return 1
-    pid=$(<"$1")
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
-}
-
-port_open() { timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null; }
-
-apiserver_ready() {
-    [[ -f $RUN_DIR/pki/admin.crt && -f $RUN_DIR/serving/apiserver.crt ]] || return 1
-    curl -sf --max-time 2 --cacert "$RUN_DIR/serving/apiserver.crt" \
-        --cert "$RUN_DIR/pki/admin.crt" --key "$RUN_DIR/pki/admin.key" \
-        "https://127.0.0.1:$PORT/readyz" >/dev/null 2>&1
-}
-
-running() {
-    pid_alive "$RUN_DIR/etcd.pid" "$BIN_DIR/etcd" &&
-        pid_alive "$RUN_DIR/apiserver.pid" "$BIN_DIR/crdapiserver" && apiserver_ready
-}
-
-# A client CA and an admin certificate in system:masters. X.509 v3 with clientAuth: rustls (the
-# operator's TLS stack) refuses v1 certificates, which is what `openssl x509 -req` makes without
-# extensions.
-make_client_certs() {
+make_pki() {
     local pki="$RUN_DIR/pki"
-    [[ -f $pki/admin.crt && -f $pki/ca.crt ]] && return 0
-    have openssl || die "openssl is needed to issue the client certificate"
+    [[ -f $pki/done ]] && return 0
+    have openssl || die "openssl is needed to issue the cluster's certificates"
+    rm -rf "$pki"
     mkdir -p "$pki"
     (
         cd "$pki"
         openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=kommerce-control-plane-ca" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
             -keyout ca.key -out ca.crt 2>/dev/null
-        openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=kommerce-admin" \
-            -keyout admin.key -out admin.csr 2>/dev/null
-        printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
-            "extendedKeyUsage=clientAuth" >admin.ext
-        openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
-            -extfile admin.ext -out admin.crt 2>/dev/null
-    ) || die "issuing the client certificate with openssl failed"
+        local client=("basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment"
+            "extendedKeyUsage=clientAuth" "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid")
+        issue apiserver "/CN=kube-apiserver" "basicConstraints=critical,CA:FALSE" \
+            "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" \
+            "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid" \
+            "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+        issue admin "/O=system:masters/CN=kommerce-admin" "${client[@]}"
+        issue kube-controller-manager "/CN=system:kube-controller-manager" "${client[@]}"
+        issue kube-scheduler "/CN=system:kube-scheduler" "${client[@]}"
+        issue kwok "/O=system:masters/CN=kwok" "${client[@]}"
+        # The key service-account tokens are signed with.
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
+        openssl pkey -in sa.key -pubout -out sa.pub 2>/dev/null
+        chmod 600 ./*.key
+        touch done
+    ) || die "issuing the cluster's certificates with openssl failed"
 }
 
+# write_kubeconfig FILE USER: a kubeconfig for USER's certificate.
 write_kubeconfig() {
-    cat >"$KUBECONFIG_PATH.tmp" <<EOF
+    cat >"$1.tmp" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
 - name: kommerce-control-plane
   cluster:
     server: https://127.0.0.1:$PORT
-    certificate-authority: $RUN_DIR/serving/apiserver.crt
+    certificate-authority: $RUN_DIR/pki/ca.crt
 users:
-- name: kommerce-admin
+- name: $2
   user:
-    client-certificate: $RUN_DIR/pki/admin.crt
-    client-key: $RUN_DIR/pki/admin.key
+    client-certificate: $RUN_DIR/pki/$2.crt
+    client-key: $RUN_DIR/pki/$2.key
 contexts:
 - name: kommerce-control-plane
   context:
     cluster: kommerce-control-plane
-    user: kommerce-admin
+    user: $2
     namespace: default
 current-context: kommerce-control-plane
 EOF
-    mv "$KUBECONFIG_PATH.tmp" "$KUBECONFIG_PATH"
+    mv "$1.tmp" "$1"
 }
 
-stop_pid() { # pidfile binary
-    if pid_alive "$1" "$2"; then
+# ------------------------------------------------------------------ run
+
+# Whether the process started with that pidfile still exists, whatever it runs yet: right after
+# the start the pid is still the subshell on its way through `setsid nohup` to the binary, so
+# start-up waits on this and on the server answering, never on what /proc says the exe is.
+pid_running() { # name
+    local pid
+    [[ -f $RUN_DIR/$1.pid ]] || return 1
+    pid=$(<"$RUN_DIR/$1.pid")
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
+}
+
+# The process of that pidfile runs one of this script's binaries (a recycled pid is never taken
+# for, or killed as, ours; a binary replaced by a rebuild still counts).
+pid_is() { # name
+    pid_running "$1" && [[ $(readlink "/proc/$(<"$RUN_DIR/$1.pid")/exe" 2>/dev/null) == "$CP_DIR/bin"* ]]
+}
+
+kubectl_() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH" --request-timeout 5s "$@"; }
+
+apiserver_ready() { kubectl_ get --raw /readyz >/dev/null 2>&1; }
+
+healthz() { # port
+    curl -sfk --max-time 2 "https://127.0.0.1:$1/healthz" >/dev/null 2>&1
+}
+
+nodes_ready() {
+    local ready
+    ready=$(kubectl_ get nodes -l type=kwok \
+        -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null |
+        grep -c '^True$' || true)
+    ((ready >= NODES))
+}
+
+running() {
+    local p
+    for p in "${PROCESSES[@]}"; do
+        pid_is "$p" || return 1
+    done
+    apiserver_ready
+}
+
+# start NAME ARGS...: runs the binary detached, in its own session, logging to NAME.log.
+start() {
+    local name=$1
+    shift
+    (
+        cd "$RUN_DIR"
+        exec setsid nohup "$BIN_DIR/$name" "$@" </dev/null >"$RUN_DIR/$name.log" 2>&1 9>&-
+    ) &
+    echo $! >"$RUN_DIR/$name.pid"
+}
+
+# wait_until SECONDS WHAT CHECK...: polls CHECK; fails at once if a started process died.
+wait_until() {
+    local secs=$1 what=$2
+    shift 2
+    local deadline=$((SECONDS + secs)) p
+    until "$@"; do
+        for p in "${PROCESSES[@]}"; do
+            if [[ -f $RUN_DIR/$p.pid ]] && ! pid_running "$p"; then
+                log_tail "$RUN_DIR/$p.log" 25
+                die "$p exited during start-up (log: $RUN_DIR/$p.log)"
+            fi
+        done
+        ((SECONDS < deadline)) || die "$what not after ${secs}s (logs in $RUN_DIR)"
+        sleep 0.3
+    done
+}
+
+stop_process() { # name
+    if pid_is "$1"; then
         local pid
-        pid=$(<"$1")
+        pid=$(<"$RUN_DIR/$1.pid")
         kill "$pid" 2>/dev/null || true
         local deadline=$((SECONDS + 10))
         while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
         kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
     fi
-    rm -f "$1"
+    rm -f "$RUN_DIR/$1.pid"
+}
+
+stop_all() {
+    local i
+    for ((i = ${#PROCESSES[@]} - 1; i >= 0; i--)); do
+        stop_process "${PROCESSES[i]}"
+    done
+    # The CRD-only API server of earlier versions of this script.
+    if [[ -f $RUN_DIR/apiserver.pid ]]; then
+        kill "$(<"$RUN_DIR/apiserver.pid")" 2>/dev/null || true
+        rm -f "$RUN_DIR/apiserver.pid"
+    fi
 }
 
 down() {
-    stop_pid "$RUN_DIR/apiserver.pid" "$BIN_DIR/crdapiserver"
-    stop_pid "$RUN_DIR/etcd.pid" "$BIN_DIR/etcd"
+    [[ -d $RUN_DIR ]] && stop_all
     say "stopped"
+}
+
+add_nodes() {
+    local i
+    for ((i = 0; i < NODES; i++)); do
+        kubectl_ apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    type: kwok
+    kubernetes.io/arch: amd64
+    kubernetes.io/os: linux
+    kubernetes.io/hostname: kwok-node-$i
+spec: {}
+status:
+  allocatable: {cpu: "16", memory: 64Gi, pods: "110"}
+  capacity: {cpu: "16", memory: 64Gi, pods: "110"}
+EOF
+    done
 }
 
 up() {
     build
     if running; then
-        write_kubeconfig
-        say "already running on https://127.0.0.1:$PORT (etcd pid $(<"$RUN_DIR/etcd.pid"), apiserver pid $(<"$RUN_DIR/apiserver.pid"))"
+        say "already running on https://127.0.0.1:$PORT (logs in $RUN_DIR)"
         say "KUBECONFIG=$KUBECONFIG_PATH"
         return 0
     fi
-    # Partly up (one process died, or a rebuild): start both from a clean etcd.
-    stop_pid "$RUN_DIR/apiserver.pid" "$BIN_DIR/crdapiserver"
-    stop_pid "$RUN_DIR/etcd.pid" "$BIN_DIR/etcd"
-    local p
-    for p in "$PORT" "$ETCD_PORT" "$ETCD_PEER_PORT"; do
-        port_open "$p" && die "port 127.0.0.1:$p is taken by another process; set KOMMERCE_CP_PORT / KOMMERCE_CP_ETCD_PORT"
-    done
+    # Partly up (a process died, a rebuild, an older layout): start everything from a clean etcd.
     mkdir -p "$RUN_DIR"
-    rm -rf "$RUN_DIR/etcd"
-    make_client_certs
-
-    local start=$SECONDS
-    # Test data only: no fsync, and a fresh data dir on every start.
-    (
-        cd "$RUN_DIR"
-        exec setsid nohup "$BIN_DIR/etcd" --name kommerce --data-dir "$RUN_DIR/etcd" \
-            --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-            --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-            --initial-cluster "kommerce=http://127.0.0.1:$ETCD_PEER_PORT" \
-            --unsafe-no-fsync --log-level warn </dev/null >"$RUN_DIR/etcd.log" 2>&1 9>&-
-    ) &
-    echo $! >"$RUN_DIR/etcd.pid"
-    (
-        cd "$RUN_DIR"
-        exec setsid nohup "$BIN_DIR/crdapiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-            --bind-address 127.0.0.1 --secure-port "$PORT" --cert-dir "$RUN_DIR/serving" \
-            --client-ca-file "$RUN_DIR/pki/ca.crt" </dev/null >"$RUN_DIR/apiserver.log" 2>&1 9>&-
-    ) &
-    echo $! >"$RUN_DIR/apiserver.pid"
-
-    local deadline=$((SECONDS + 60))
-    until apiserver_ready; do
-        pid_running "$RUN_DIR/etcd.pid" || { log_tail "$RUN_DIR/etcd.log"; die "etcd exited during startup (log: $RUN_DIR/etcd.log)"; }
-        pid_running "$RUN_DIR/apiserver.pid" || { log_tail "$RUN_DIR/apiserver.log"; die "the API server exited during startup (log: $RUN_DIR/apiserver.log)"; }
-        ((SECONDS < deadline)) || { log_tail "$RUN_DIR/apiserver.log"; die "the API server is not ready after 60s (log: $RUN_DIR/apiserver.log)"; }
-        sleep 0.2
+    stop_all
+    local p
+    for p in "$PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" "$KCM_PORT" "$SCHED_PORT" "$KWOK_PORT"; do
+        port_open 127.0.0.1 "$p" && die "port 127.0.0.1:$p is taken by another process; set KOMMERCE_CP_PORT / KOMMERCE_CP_ETCD_PORT"
     done
-    write_kubeconfig
-    say "started on https://127.0.0.1:$PORT in $((SECONDS - start))s (etcd pid $(<"$RUN_DIR/etcd.pid"), apiserver pid $(<"$RUN_DIR/apiserver.pid"); logs in $RUN_DIR)"
+    rm -rf "$RUN_DIR/etcd" "$RUN_DIR/serving"
+    make_pki
+    local pki="$RUN_DIR/pki" start=$SECONDS
+    write_kubeconfig "$KUBECONFIG_PATH" admin
+    write_kubeconfig "$RUN_DIR/kube-controller-manager.kubeconfig" kube-controller-manager
+    write_kubeconfig "$RUN_DIR/kube-scheduler.kubeconfig" kube-scheduler
+    write_kubeconfig "$RUN_DIR/kwok.kubeconfig" kwok
+
+    # Test data only: no fsync, and a fresh data dir on every start; loopback only.
+    start etcd --name kommerce --data-dir "$RUN_DIR/etcd" \
+        --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+        --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+        --initial-cluster "kommerce=http://127.0.0.1:$ETCD_PEER_PORT" \
+        --unsafe-no-fsync --log-level warn
+    start kube-apiserver --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+        --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$PORT" \
+        --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+        --client-ca-file "$pki/ca.crt" --authorization-mode Node,RBAC \
+        --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+        --service-account-issuer https://kubernetes.default.svc.cluster.local \
+        --service-cluster-ip-range "$SERVICE_CIDR" --cert-dir "$RUN_DIR/serving" \
+        --endpoint-reconciler-type none
+    wait_until 90 "the API server ready" apiserver_ready
+
+    local kcm="$RUN_DIR/kube-controller-manager.kubeconfig" sched="$RUN_DIR/kube-scheduler.kubeconfig"
+    start kube-controller-manager --kubeconfig "$kcm" \
+        --authentication-kubeconfig "$kcm" --authorization-kubeconfig "$kcm" \
+        --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --cert-dir "$RUN_DIR/kcm-serving" \
+        --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+        --use-service-account-credentials --cluster-signing-cert-file "$pki/ca.crt" \
+        --cluster-signing-key-file "$pki/ca.key" --service-cluster-ip-range "$SERVICE_CIDR" \
+        --leader-elect=false
+    start kube-scheduler --kubeconfig "$sched" \
+        --authentication-kubeconfig "$sched" --authorization-kubeconfig "$sched" \
+        --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --cert-dir "$RUN_DIR/scheduler-serving" \
+        --leader-elect=false
+    start kwok --kubeconfig "$RUN_DIR/kwok.kubeconfig" --config "$BIN_DIR/kwok-stages.yaml" \
+        --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+        --node-ip 127.0.0.1 --node-name kwok-controller --node-port "$KWOK_PORT" \
+        --server-address "127.0.0.1:$KWOK_PORT" --node-lease-duration-seconds 40
+    wait_until 60 "the controller manager healthy" healthz "$KCM_PORT"
+    wait_until 60 "the scheduler healthy" healthz "$SCHED_PORT"
+    add_nodes
+    wait_until 60 "$NODES simulated nodes Ready" nodes_ready
+    say "started on https://127.0.0.1:$PORT in $((SECONDS - start))s with $NODES simulated nodes (logs in $RUN_DIR)"
     say "KUBECONFIG=$KUBECONFIG_PATH"
 }
 
@@ -346,7 +446,7 @@ status() {
 locked() {
     mkdir -p "$CP_DIR"
     exec 9>"$CP_DIR/lock"
-    flock -w 900 9 || die "another control-plane.sh has held $CP_DIR/lock for 15 minutes"
+    flock -w 1800 9 || die "another control-plane.sh has held $CP_DIR/lock for 30 minutes"
     "$@"
 }
 
@@ -357,7 +457,7 @@ main() {
     down | stop) locked down ;;
     status) status ;;
     kubeconfig) echo "$KUBECONFIG_PATH" ;;
-    -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command '$1' (expected: up, build, status, down, kubeconfig)" ;;
     esac
 }

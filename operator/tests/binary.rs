@@ -23,7 +23,7 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn the_binary_leads_reconciles_serves_metrics_and_releases_its_lease_on_sigterm() {
     let client = support::client().await;
     support::install_crds(&client).await;
-    let ns = support::unique("bin");
+    let ns = support::namespace(&client, "bin").await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

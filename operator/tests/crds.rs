@@ -21,7 +21,7 @@ fn api_error(e: &kube::Error) -> String {
 async fn cel_rules_reject_a_partition_decrease_a_topic_rename_and_bad_configs() {
     let client = support::client().await;
     support::install_crds(&client).await;
-    let ns = support::unique("crd");
+    let ns = support::namespace(&client, "crd").await;
     let api: Api<SagaTopic> = Api::namespaced(client.clone(), &ns);
     let ssa = PatchParams::apply("kommerce-tests");
     let topic = support::unique("cel");

@@ -16,7 +16,7 @@ use support::eventually;
 async fn one_replica_leads_and_the_other_takes_over_on_release_or_expiry() {
     let client = support::client().await;
     support::install_crds(&client).await;
-    let ns = support::unique("lease");
+    let ns = support::namespace(&client, "lease").await;
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let a = LeaseLock::with(
         leases.clone(),

@@ -102,7 +102,7 @@ async fn events(client: &kube::Client, ns: &str, name: &str) -> Vec<(String, Str
 #[allow(clippy::too_many_lines)] // one resource's life, step by step
 async fn a_saga_topic_is_created_kept_in_shape_and_deleted_with_its_policy() {
     let client = support::client().await;
-    let ns = support::unique("saga");
+    let ns = support::namespace(&client, "saga").await;
     let _operator = support::start_operator(&client, support::settings(&ns)).await;
     let http =
         kommerce_operator::http::serve("127.0.0.1:0".parse().unwrap(), std::future::pending())
@@ -278,7 +278,7 @@ async fn a_saga_topic_is_created_kept_in_shape_and_deleted_with_its_policy() {
 #[tokio::test]
 async fn orphan_keeps_the_topic_and_a_second_claimant_gets_resource_conflict() {
     let client = support::client().await;
-    let ns = support::unique("saga");
+    let ns = support::namespace(&client, "saga").await;
     let _operator = support::start_operator(&client, support::settings(&ns)).await;
     let api: Api<SagaTopic> = Api::namespaced(client.clone(), &ns);
     let ssa = PatchParams::apply("kommerce-tests");
@@ -362,7 +362,7 @@ async fn orphan_keeps_the_topic_and_a_second_claimant_gets_resource_conflict() {
 #[tokio::test]
 async fn raising_partitions_adds_them_and_a_refused_config_is_reported() {
     let client = support::client().await;
-    let ns = support::unique("saga");
+    let ns = support::namespace(&client, "saga").await;
     let _operator = support::start_operator(&client, support::settings(&ns)).await;
     let api: Api<SagaTopic> = Api::namespaced(client.clone(), &ns);
     let ssa = PatchParams::apply("kommerce-tests");
@@ -430,7 +430,7 @@ async fn raising_partitions_adds_them_and_a_refused_config_is_reported() {
 #[tokio::test]
 async fn an_unreachable_broker_degrades_the_topic_and_blocks_its_deletion() {
     let client = support::client().await;
-    let ns = support::unique("saga");
+    let ns = support::namespace(&client, "saga").await;
     let _operator = support::start_operator(&client, support::settings(&ns)).await;
     let api: Api<SagaTopic> = Api::namespaced(client.clone(), &ns);
     let mut doc = saga_topic("nowhere", &support::unique("nowhere"), 1, "Delete");

@@ -78,7 +78,7 @@ async fn acknowledged_on(api: &Api<StockPool>, name: &str, hash: Option<&str>) -
 #[allow(clippy::too_many_lines)] // one resource's life, step by step
 async fn a_stock_pool_is_applied_live_by_the_item_service_and_removed_on_delete() {
     let client = support::client().await;
-    let ns = support::unique("pool");
+    let ns = support::namespace(&client, "pool").await;
     let _operator = support::start_operator(&client, support::settings(&ns)).await;
     let redis = RedisNamespace::new();
     let db = TestDatabase::create(&kommerce_item::MIGRATOR).await;
@@ -212,7 +212,7 @@ async fn a_stock_pool_is_applied_live_by_the_item_service_and_removed_on_delete(
 #[tokio::test]
 async fn acknowledgements_are_counted_per_live_instance() {
     let client = support::client().await;
-    let ns = support::unique("pool");
+    let ns = support::namespace(&client, "pool").await;
     let _operator = support::start_operator(&client, support::settings(&ns)).await;
     let redis = RedisNamespace::new();
     let api: Api<StockPool> = Api::namespaced(client.clone(), &ns);

@@ -1,7 +1,7 @@
-//! The test harness: a real Kubernetes API server for custom resources (started by
-//! `scripts/control-plane.sh`, idempotent), the real Kafka-protocol broker on 127.0.0.1:9092
-//! and the real Redis on 127.0.0.1:6379. Every test works in its own namespace with its own
-//! topic names and Redis key prefix, and runs the controllers in-process watching only that
+//! The test harness: a real Kubernetes control plane (API server, controller manager,
+//! scheduler and simulated nodes, started by `scripts/control-plane.sh`, idempotent), the real
+//! Kafka broker on 127.0.0.1:9092 and the real Redis on 127.0.0.1:6379. Every test works in a
+//! namespace of its own with its own topic names and Redis key prefix, and runs the controllers in-process watching only that
 //! namespace, so tests run in parallel with each other and with the rest of the workspace.
 //!
 //! `KOMMERCE_TEST_KUBECONFIG` points the tests at another API server (then the script is not
@@ -15,10 +15,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kommerce_operator::cli::Settings;
 use kommerce_operator::context::Shared;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{conditions, wait::await_condition};
 use kube::{Api, Client, Config};
@@ -93,42 +94,12 @@ pub async fn client() -> Client {
     Client::try_from(config).expect("client")
 }
 
-/// CRDs this server lacks because it has no core API, needed by the operator's runtime:
-/// `coordination.k8s.io/v1` Lease (leader election) and `events.k8s.io/v1` Event. Served as
-/// schemaless custom resources so the real Lease/Event types work against them unchanged.
-fn stand_in_crds() -> Vec<CustomResourceDefinition> {
-    let crd = |group: &str, kind: &str, plural: &str| {
-        serde_json::from_value(json!({
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {
-                "name": format!("{plural}.{group}"),
-                "annotations": { "api-approved.kubernetes.io": "unapproved, test stand-in for the core API" },
-            },
-            "spec": {
-                "group": group,
-                "names": { "kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List") },
-                "scope": "Namespaced",
-                "versions": [{
-                    "name": "v1", "served": true, "storage": true,
-                    "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } },
-                }],
-            },
-        }))
-        .unwrap()
-    };
-    vec![
-        crd("coordination.k8s.io", "Lease", "leases"),
-        crd("events.k8s.io", "Event", "events"),
-    ]
-}
-
-/// Installs (server-side apply, idempotent) the generated CRDs and the stand-ins, and waits
-/// until they are established.
+/// Installs (server-side apply, idempotent) the generated CRDs and waits until they are
+/// established.
 pub async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let ssa = PatchParams::apply("kommerce-tests").force();
-    for crd in kommerce_crds::all().into_iter().chain(stand_in_crds()) {
+    for crd in kommerce_crds::all() {
         let name = crd.metadata.name.clone().unwrap();
         api.patch(&name, &ssa, &Patch::Apply(&crd))
             .await
@@ -143,7 +114,22 @@ pub async fn install_crds(client: &Client) {
     }
 }
 
-/// A namespace of its own (this server needs no Namespace object).
+/// A namespace of the test's own, created.
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let name = unique(prefix);
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": { "name": name, "labels": { "kommerce.dev/test": "true" } },
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &ns)
+        .await
+        .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
+    name
+}
+
+/// A name of its own (namespaces, topics, pools).
 pub fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}",
@@ -212,9 +198,20 @@ pub async fn start_operator(client: &Client, settings: Settings) -> Operator {
     Operator { stop, tasks }
 }
 
+/// A tool the control plane was built with (`kubectl`, `helm`): beside the kubeconfig in
+/// `bin/`, else from `PATH` (a cluster named by `KOMMERCE_TEST_KUBECONFIG`).
+pub fn tool(name: &str) -> PathBuf {
+    let built = kubeconfig_path()
+        .parent()
+        .map(|dir| dir.join("bin").join(name));
+    built
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 /// `kubectl` against the test API server.
 pub fn kubectl(args: &[&str]) -> std::process::Output {
-    std::process::Command::new("kubectl")
+    std::process::Command::new(tool("kubectl"))
         .env("KUBECONFIG", kubeconfig_path())
         .args(args)
         .output()
