@@ -277,11 +277,13 @@ async fn replaying_every_event_changes_nothing() {
         )
     };
     shop.outboxes_drained().await;
-    // Events in each topic: the rows of its owner's outbox.
+    // Events in each topic: the rows of its owner's outbox, each sent exactly once.
     let (in_orders, in_payments) = (
         scalar(order_db, "SELECT count(*) FROM outbox").await,
         scalar(pay_db, "SELECT count(*) FROM outbox").await,
     );
+    assert_eq!(shop.published("orders"), in_orders);
+    assert_eq!(shop.published("payments"), in_payments);
     eventually("every event consumed", WAIT, || async {
         shop.committed("order", "payments") == in_payments
             && shop.committed("pay", "orders") == in_orders

@@ -237,7 +237,9 @@ async fn committed_events_arrive_once_and_rolled_back_ones_never_leave() {
     relay.stop().await.unwrap();
     assert_exactly_once(&env.db.pool, &ids).await;
     // Exactly the ten committed events were sent and consumed; the rolled-back one never
-    // reached the outbox, so nothing could send it: the group committed exactly ten.
+    // reached the outbox, so nothing could send it: exactly ten records on the topic, and the
+    // group committed past all ten.
+    assert_eq!(published(&env), 10);
     assert_eq!(committed(&env), 10);
     assert_eq!(
         scalar(
@@ -294,6 +296,21 @@ async fn relay_crash_after_send_before_mark_still_applies_each_effect_once() {
     consumer.stop().await.unwrap();
     relay.stop().await.unwrap();
     assert_exactly_once(&env.db.pool, &ids).await;
+}
+
+/// Records on the topic: its partitions' high watermarks summed.
+fn published(env: &Env) -> i64 {
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.bootstrap_servers)
+        .create()
+        .unwrap();
+    (0..env.kafka.partitions)
+        .map(|p| {
+            c.fetch_watermarks(&env.topic, p, Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .sum()
 }
 
 /// The group's committed offsets summed over the topic's partitions.

@@ -1,5 +1,5 @@
 //! A whole shop for cross-service tests: user, item, order and pay running in this process on
-//! real PostgreSQL (a database each), Redis and the tansu broker (a Kafka namespace of its
+//! real PostgreSQL (a database each), Redis and Apache Kafka (a Kafka namespace of its
 //! own), calling each other over HTTP exactly as they do under `kommerce up`.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
@@ -483,6 +483,18 @@ impl Shop {
                 && scalar(&self.pay_db.pool, pending).await == 0
         })
         .await;
+    }
+
+    /// Records on `topic`: its partitions' high watermarks summed.
+    pub fn published(&self, topic: &str) -> i64 {
+        let c = self.group_client("watermarks");
+        (0..self.opts.partitions)
+            .map(|p| {
+                c.fetch_watermarks(&self.kafka.topic(topic), p, Duration::from_secs(10))
+                    .unwrap()
+                    .1
+            })
+            .sum()
     }
 
     /// Messages the group has committed past, over every partition of `topic`.
