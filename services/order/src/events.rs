@@ -163,7 +163,7 @@ impl SagaHandler {
                 r.payment_id
             )));
         };
-        match order.status().apply(Action::Refunded) {
+        match order.status.apply(Action::Refunded) {
             Transition::Unchanged => Ok(()),
             Transition::Refused(why) => Err(HandlerError::Permanent(why.to_owned())),
             Transition::To(next) => {

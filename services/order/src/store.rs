@@ -22,7 +22,8 @@ pub struct Order {
     #[serde(skip)]
     pub user_id: Uuid,
     pub payment_id: Uuid,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: Status,
     pub total_minor: i64,
     pub address: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
@@ -33,12 +34,6 @@ pub struct Order {
     pub cancelled_at: Option<OffsetDateTime>,
     #[sqlx(skip)]
     pub lines: Vec<OrderLine>,
-}
-
-impl Order {
-    pub fn status(&self) -> Status {
-        Status::parse(&self.status).unwrap_or(Status::Created)
-    }
 }
 
 #[derive(Debug, Clone, Serialize, FromRow)]

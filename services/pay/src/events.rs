@@ -80,7 +80,7 @@ impl SagaHandler {
                 event.kind
             )));
         };
-        let (status, refund) = match payment.status().apply(outcome) {
+        let (status, refund) = match payment.status.apply(outcome) {
             Transition::Unchanged => return Ok(()),
             Transition::Refused(why) => return Err(HandlerError::Permanent(why.to_owned())),
             Transition::To { status, refund } => (status, refund),

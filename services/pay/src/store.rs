@@ -15,7 +15,8 @@ pub struct Payment {
     #[serde(skip)]
     pub request_hash: String,
     pub method: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: Status,
     pub amount_minor: i64,
     pub address_id: Uuid,
     pub lines: serde_json::Value,
@@ -28,12 +29,6 @@ pub struct Payment {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
-}
-
-impl Payment {
-    pub fn status(&self) -> Status {
-        Status::parse(&self.status).unwrap_or(Status::PendingOrder)
-    }
 }
 
 const PAYMENT: &str = "SELECT p.id, p.user_id, p.request_hash, p.method, p.status, p.amount_minor, \

@@ -86,11 +86,43 @@ impl Status {
     }
 }
 
+/// A stored status this code does not know: reading such a row is an error, never a guess.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownStatus(pub String);
+
+impl std::fmt::Display for UnknownStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown status {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownStatus {}
+
+impl TryFrom<String> for Status {
+    type Error = UnknownStatus;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s).ok_or(UnknownStatus(s))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Action::*;
     use super::Status::*;
     use super::*;
+
+    #[test]
+    fn a_stored_status_reads_back_and_an_unknown_one_is_an_error() {
+        for s in [Created, CancelRequested, Cancelled, Shipped, Delivered] {
+            assert_eq!(Status::try_from(s.as_str().to_owned()), Ok(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(
+            Status::try_from("refunded".to_owned()),
+            Err(UnknownStatus("refunded".into()))
+        );
+    }
 
     #[test]
     fn cancel_is_allowed_until_shipped_and_repeats_change_nothing() {

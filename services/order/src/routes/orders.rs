@@ -62,7 +62,7 @@ pub async fn cancel(
     let order = store::order(&mut tx, user.id, id, true)
         .await?
         .ok_or(ApiError::NotFound("order"))?;
-    match order.status().apply(Action::RequestCancel) {
+    match order.status.apply(Action::RequestCancel) {
         Transition::Refused(why) => Err(ApiError::conflict("order-not-cancellable", why)),
         Transition::Unchanged => Ok((StatusCode::ACCEPTED, Json(order))),
         Transition::To(next) => {
@@ -111,7 +111,7 @@ pub async fn ship(
     let order = store::order(&mut tx, owner, id, true)
         .await?
         .ok_or(ApiError::NotFound("order"))?;
-    match order.status().apply(Action::Ship) {
+    match order.status.apply(Action::Ship) {
         Transition::Refused(why) => return Err(ApiError::conflict("order-not-shippable", why)),
         Transition::Unchanged => {}
         Transition::To(next) => {
