@@ -57,6 +57,7 @@ async fn one_replica_leads_and_the_other_takes_over_on_release_or_expiry() {
         (lease.holder_identity.as_deref(), lease.lease_transitions),
         (Some("replica-b"), Some(1))
     );
+    let b_renewed = lease.renew_time.clone().unwrap().0;
 
     // b stops renewing (crashed): a takes over once the lease expired, not before.
     assert!(!a.try_acquire_or_renew().await.unwrap());
@@ -71,7 +72,11 @@ async fn one_replica_leads_and_the_other_takes_over_on_release_or_expiry() {
         (lease.holder_identity.as_deref(), lease.lease_transitions),
         (Some("replica-a"), Some(2))
     );
-    let renewed = lease.renew_time.unwrap().0;
-    let expired_at = renewed + jiff::SignedDuration::from_secs(2);
-    assert!(expired_at > jiff::Timestamp::now() - jiff::SignedDuration::from_secs(2));
+    // a took over only after b's lease had run out: a's acquire time is at least the lease
+    // duration after b's last renewal, which is what "not before" means.
+    let acquired = lease.acquire_time.unwrap().0;
+    assert!(
+        acquired >= b_renewed + jiff::SignedDuration::from_secs(2),
+        "a took over at {acquired}, b last renewed at {b_renewed}"
+    );
 }

@@ -15,6 +15,7 @@ use kommerce_kit::auth::{
     AdminUser, AuthUser, Role, TokenSigner, TokenVerifier, deny_key, session_revoked_key,
 };
 use kommerce_kit::cache::Redis;
+use kommerce_kit::http::ApiError;
 use kommerce_kit::testing::{RedisNamespace, auth_settings};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -160,7 +161,10 @@ async fn expired_tokens_are_refused() {
         &jsonwebtoken::EncodingKey::from_ed_der(&base64_decode(auth.signing_key.expose())),
     )
     .unwrap();
-    assert!(verifier.verify(&past).await.is_err());
+    assert!(
+        matches!(verifier.verify(&past).await, Err(ApiError::Unauthorized)),
+        "an expired token is a 401"
+    );
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {

@@ -141,7 +141,12 @@ mod tests {
         };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["cart_line_ids", "amount_minor", "method"]);
-        assert!(PaymentRequest::try_from(body(vec![], 10, "card")).is_err());
+        let Err(ApiError::Validation(errors)) = PaymentRequest::try_from(body(vec![], 10, "card"))
+        else {
+            panic!("an empty line list must be refused")
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["cart_line_ids"]);
     }
 
     #[test]
@@ -164,6 +169,9 @@ mod tests {
         assert_eq!(total(&[(250, 2), (1000, 1)]), Some(1500));
         assert_eq!(total(&[(i64::MAX, 2)]), None);
         assert_eq!(top_up(500, 1000), Ok(500));
-        assert!(top_up(0, 1000).is_err() && top_up(1001, 1000).is_err());
+        assert_eq!(top_up(1000, 1000), Ok(1000));
+        let refused = Err("must be from 1 to 1000".to_owned());
+        assert_eq!(top_up(0, 1000), refused);
+        assert_eq!(top_up(1001, 1000), refused);
     }
 }
