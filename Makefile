@@ -43,7 +43,7 @@ else
 endif
 
 bench: deps
-	$(CARGO) run --locked --release -p kommerce -- bench stock --out docs/bench
+	$(CARGO) run --locked --release -p kommerce --features bench -- bench stock --out docs/bench
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,6 +1,7 @@
 //! The `kommerce` command's library: the service topology, the local router that routes like
 //! the Ingress, and the process supervisor behind `kommerce up`.
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod router;
 pub mod saga;

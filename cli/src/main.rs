@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kommerce::supervisor::{UpOptions, migrate, up};
+#[cfg(feature = "bench")]
 use kommerce_item::domain::stock::Strategy;
 
 /// Kommerce: run the platform locally and manage it.
@@ -43,7 +44,9 @@ enum Command {
     },
     /// Create each service's database if missing and apply its migrations.
     Migrate,
-    /// Benchmarks, side by side in one run; results go to a JSON file and an SVG chart.
+    /// Benchmarks, side by side in one run; results go to a JSON file and an SVG chart
+    /// (built with `--features bench`, as `make bench` does).
+    #[cfg(feature = "bench")]
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
@@ -60,6 +63,7 @@ enum Command {
     },
 }
 
+#[cfg(feature = "bench")]
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// One hot SKU, concurrent buyers, every stock strategy through the reservation API.
@@ -115,6 +119,7 @@ enum UserCommand {
     },
 }
 
+#[cfg(feature = "bench")]
 fn parse_strategy(s: &str) -> Result<Strategy, String> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
         .map_err(|_| format!("{s}: expected spinLock, conditionalUpdate or reservation"))
@@ -172,6 +177,7 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Migrate => migrate(&cli.database_url).await,
+        #[cfg(feature = "bench")]
         Command::Bench {
             command:
                 BenchCommand::Stock {
