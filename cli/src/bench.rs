@@ -230,7 +230,7 @@ pub async fn stock(opts: StockBench) -> anyhow::Result<Vec<StrategyResult>> {
         },
     );
     // The item service consumes rating events: its inbox comes with the kit's migrations.
-    let db = TestDatabase::create(&kommerce_kit::db::merged_migrator(&MIGRATIONS).await?).await;
+    let db = TestDatabase::create(MIGRATIONS).await;
     let ns = RedisNamespace::new();
     let auth = auth_settings();
     let mut settings = Settings {

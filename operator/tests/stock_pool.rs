@@ -81,7 +81,7 @@ async fn a_stock_pool_is_applied_live_by_the_item_service_and_removed_on_delete(
     let ns = support::namespace(&client, "pool").await;
     let _operator = support::start_operator(&client, support::settings(&ns)).await;
     let redis = RedisNamespace::new();
-    let db = TestDatabase::create(&kommerce_item::MIGRATOR).await;
+    let db = TestDatabase::create(kommerce_item::MIGRATIONS).await;
     let pool = support::unique("flash-sale");
     let stock = item_service(&db, &redis, &pool).await;
     let key = format!("{}stockpool:{pool}", redis.prefix);

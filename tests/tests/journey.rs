@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use kommerce::topology::SERVICES;
 use kommerce_kit::HttpSettings;
 use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings};
-use kommerce_user::{App, MIGRATOR, Settings};
+use kommerce_user::{App, MIGRATIONS, Settings};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -54,8 +54,8 @@ impl Platform {
 const ADMIN: (&str, &str) = ("admin@kommerce.test", "admin-password-1");
 
 async fn spawn_platform() -> Platform {
-    let user_db = TestDatabase::create(&MIGRATOR).await;
-    let item_db = TestDatabase::create(&kommerce_item::migrator().await.expect("migrations")).await;
+    let user_db = TestDatabase::create(MIGRATIONS).await;
+    let item_db = TestDatabase::create(kommerce_item::MIGRATIONS).await;
     let redis = RedisNamespace::new();
     let auth = auth_settings();
     let http = HttpSettings {

@@ -28,7 +28,10 @@ use storage::Blobs;
 pub use sweeper::Sweeper;
 
 /// This service's migrations (`services/image/migrations`).
-pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// What this service's database needs: its own migrations (it sends and receives no events).
+pub static MIGRATIONS: &[&Migrator] = &[&MIGRATOR];
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -76,7 +79,7 @@ impl App {
             &settings.database,
             &settings.redis,
             &settings.auth,
-            &[&MIGRATOR],
+            MIGRATIONS,
         )
         .await?;
         let blobs = Blobs::open(&settings.storage)

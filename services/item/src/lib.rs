@@ -27,16 +27,11 @@ pub use config::Settings;
 use stock::Stock;
 
 /// This service's own migrations (`services/item/migrations`).
-pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// What the item database needs: the kit's outbox/inbox tables (the rating consumer's inbox)
-/// and this service's own migrations.
-pub async fn migrator() -> Result<Migrator, kommerce_kit::db::DbError> {
-    kommerce_kit::db::merged_migrator(&MIGRATIONS).await
-}
-
-/// The migration sets of [`migrator`], for `kommerce migrate` and tests.
-pub static MIGRATIONS: [&Migrator; 2] = [&messaging::MIGRATOR, &MIGRATOR];
+/// What this service's database needs, in order: the kit's messaging tables (outbox, inbox,
+/// consumer positions) and its own migrations.
+pub static MIGRATIONS: &[&Migrator] = &[&messaging::MIGRATOR, &MIGRATOR];
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -81,7 +76,7 @@ impl App {
             &settings.database,
             &settings.redis,
             &settings.auth,
-            &MIGRATIONS,
+            MIGRATIONS,
         )
         .await?;
         let instance_id = settings

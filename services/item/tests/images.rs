@@ -31,7 +31,7 @@ impl Drop for ImageService {
 }
 
 async fn image_service(auth: &kommerce_kit::AuthSettings) -> ImageService {
-    let db = TestDatabase::create(&kommerce_image::MIGRATOR).await;
+    let db = TestDatabase::create(kommerce_image::MIGRATIONS).await;
     let redis = RedisNamespace::new();
     let dir = std::env::temp_dir().join(format!("kommerce-item-images-{}", Uuid::new_v4()));
     let mut settings = kommerce_image::Settings {

@@ -29,7 +29,11 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    pub async fn create(migrator: &Migrator) -> Self {
+    /// A fresh database with `migrations` applied (a service's `MIGRATIONS`).
+    pub async fn create(migrations: &[&Migrator]) -> Self {
+        let migrator = crate::db::merged_migrator(migrations)
+            .await
+            .expect("migrations merge");
         let admin = admin_database_url();
         let name = format!("kommerce_test_{}", Uuid::new_v4().simple());
         let mut conn = PgConnection::connect(&admin)

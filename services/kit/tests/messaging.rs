@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kommerce_kit::KafkaSettings;
-use kommerce_kit::db::merged_migrator;
 use kommerce_kit::messaging::{
     self, Consumer, ConsumerError, Envelope, Event, Failpoint, Handler, HandlerError, Hooks, Relay,
     check_topics, dead_letter_topic, ensure_topics, publish_in_tx,
@@ -87,8 +86,7 @@ fn bootstrap() -> String {
 }
 
 async fn env_on(bootstrap: String, partitions: i32) -> Env {
-    let migrator = merged_migrator(&[&messaging::MIGRATOR]).await.unwrap();
-    let db = TestDatabase::create(&migrator).await;
+    let db = TestDatabase::create(&[&messaging::MIGRATOR]).await;
     sqlx::query("CREATE TABLE effects (event_id uuid NOT NULL, account text NOT NULL, amount bigint NOT NULL, instance text NOT NULL)")
         .execute(&db.pool)
         .await

@@ -25,10 +25,11 @@ use sqlx::migrate::Migrator;
 pub use config::Settings;
 
 /// This service's own migrations (`services/order/migrations`).
-pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// Everything its database needs: the kit's messaging tables and its own.
-pub static MIGRATIONS: [&Migrator; 2] = [&kommerce_kit::messaging::MIGRATOR, &MIGRATOR];
+/// What this service's database needs, in order: the kit's messaging tables (outbox, inbox,
+/// consumer positions) and its own migrations.
+pub static MIGRATIONS: &[&Migrator] = &[&kommerce_kit::messaging::MIGRATOR, &MIGRATOR];
 
 /// The name this service records its saga steps under.
 pub const SERVICE: &str = "order";
@@ -77,7 +78,7 @@ impl App {
             &settings.database,
             &settings.redis,
             &settings.auth,
-            &MIGRATIONS,
+            MIGRATIONS,
         )
         .await?;
         let kafka = &settings.kafka;

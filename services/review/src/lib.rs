@@ -28,15 +28,11 @@ use events::REVIEWS_TOPIC;
 use peers::{Images, Orders};
 
 /// This service's own migrations (`services/review/migrations`).
-pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// What the review database needs: the kit's outbox/inbox tables and this service's own.
-pub async fn migrator() -> Result<Migrator, kommerce_kit::db::DbError> {
-    kommerce_kit::db::merged_migrator(&MIGRATIONS).await
-}
-
-/// The migration sets of [`migrator`], for `kommerce migrate` and tests.
-pub static MIGRATIONS: [&Migrator; 2] = [&messaging::MIGRATOR, &MIGRATOR];
+/// What this service's database needs, in order: the kit's messaging tables (outbox, inbox,
+/// consumer positions) and its own migrations.
+pub static MIGRATIONS: &[&Migrator] = &[&messaging::MIGRATOR, &MIGRATOR];
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -72,7 +68,7 @@ impl App {
             &settings.database,
             &settings.redis,
             &settings.auth,
-            &MIGRATIONS,
+            MIGRATIONS,
         )
         .await?;
         let kafka = &settings.kafka;

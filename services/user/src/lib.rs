@@ -25,7 +25,10 @@ use domain::{NewUser, SignupBody};
 use sessions::Sessions;
 
 /// This service's migrations (`services/user/migrations`).
-pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// What this service's database needs: its own migrations (it sends and receives no events).
+pub static MIGRATIONS: &[&Migrator] = &[&MIGRATOR];
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -62,7 +65,7 @@ impl App {
             &settings.database,
             &settings.redis,
             &settings.auth,
-            &[&MIGRATOR],
+            MIGRATIONS,
         )
         .await?;
         let signer = Arc::new(TokenSigner::new(&settings.auth)?);

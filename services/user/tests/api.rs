@@ -4,7 +4,7 @@
 use futures::future::join_all;
 use kommerce_kit::HttpSettings;
 use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings};
-use kommerce_user::{App, MIGRATOR, Settings};
+use kommerce_user::{App, MIGRATIONS, Settings};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -30,7 +30,7 @@ impl TestApp {
     }
 
     async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Self {
-        let db = TestDatabase::create(&MIGRATOR).await;
+        let db = TestDatabase::create(MIGRATIONS).await;
         let redis = RedisNamespace::new();
         let mut settings = Settings {
             http: HttpSettings {

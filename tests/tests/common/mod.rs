@@ -153,16 +153,10 @@ impl Shop {
                 json: false,
             },
         );
-        let user_db = TestDatabase::create(&kommerce_user::MIGRATOR).await;
-        let item_db = TestDatabase::create(&kommerce_item::migrator().await.unwrap()).await;
-        let order_migrator = kommerce_kit::db::merged_migrator(&kommerce_order::MIGRATIONS)
-            .await
-            .unwrap();
-        let order_db = TestDatabase::create(&order_migrator).await;
-        let pay_migrator = kommerce_kit::db::merged_migrator(&kommerce_pay::MIGRATIONS)
-            .await
-            .unwrap();
-        let pay_db = TestDatabase::create(&pay_migrator).await;
+        let user_db = TestDatabase::create(kommerce_user::MIGRATIONS).await;
+        let item_db = TestDatabase::create(kommerce_item::MIGRATIONS).await;
+        let order_db = TestDatabase::create(kommerce_order::MIGRATIONS).await;
+        let pay_db = TestDatabase::create(kommerce_pay::MIGRATIONS).await;
         let redis = RedisNamespace::new();
         let auth = auth_settings();
         let verify_only = AuthSettings {

@@ -7,7 +7,7 @@ use std::io::Cursor;
 use std::path::PathBuf;
 
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
-use kommerce_image::{App, MIGRATOR, Settings, Sweeper};
+use kommerce_image::{App, MIGRATIONS, Settings, Sweeper};
 use kommerce_kit::HttpSettings;
 use kommerce_kit::auth::{Role, TokenSigner};
 use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings};
@@ -57,7 +57,7 @@ impl TestApp {
                 json: false,
             },
         );
-        let db = TestDatabase::create(&MIGRATOR).await;
+        let db = TestDatabase::create(MIGRATIONS).await;
         let redis = RedisNamespace::new();
         let auth = auth_settings();
         let dir = TempDir(std::env::temp_dir().join(format!("kommerce-images-{}", Uuid::new_v4())));

@@ -49,7 +49,7 @@ impl TestApp {
                 json: false,
             },
         );
-        let db = TestDatabase::create(&kommerce_item::migrator().await.unwrap()).await;
+        let db = TestDatabase::create(kommerce_item::MIGRATIONS).await;
         let redis = RedisNamespace::new();
         let auth = auth_settings();
         let mut settings = Settings {

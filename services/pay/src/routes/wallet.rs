@@ -80,12 +80,7 @@ mod tests {
     }
 
     async fn harness() -> Harness {
-        let db = TestDatabase::create(
-            &kommerce_kit::db::merged_migrator(&MIGRATIONS)
-                .await
-                .unwrap(),
-        )
-        .await;
+        let db = TestDatabase::create(MIGRATIONS).await;
         let ns = RedisNamespace::new();
         let auth = auth_settings();
         let redis = Redis::connect(&ns.settings()).await.unwrap();

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kommerce_kit::auth::{Role, TokenSigner};
-use kommerce_kit::db::merged_migrator;
 use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings, kafka_settings};
 use kommerce_kit::{AuthSettings, HttpSettings, KafkaSettings, PeersSettings};
 use reqwest::{Client, Method, Response, StatusCode};
@@ -77,8 +76,7 @@ async fn order_app(
     redis: &RedisNamespace,
     kafka: &KafkaSettings,
 ) -> (TestDatabase, String) {
-    let db =
-        TestDatabase::create(&merged_migrator(&kommerce_order::MIGRATIONS).await.unwrap()).await;
+    let db = TestDatabase::create(kommerce_order::MIGRATIONS).await;
     let settings = kommerce_order::Settings {
         http: http(),
         database: small_pool(&db),
@@ -100,7 +98,7 @@ async fn item_app(
     redis: &RedisNamespace,
     kafka: &KafkaSettings,
 ) -> (TestDatabase, String) {
-    let db = TestDatabase::create(&kommerce_item::migrator().await.unwrap()).await;
+    let db = TestDatabase::create(kommerce_item::MIGRATIONS).await;
     let settings = kommerce_item::Settings {
         http: http(),
         database: small_pool(&db),
@@ -122,7 +120,7 @@ async fn image_app(
     redis: &RedisNamespace,
     dir: &std::path::Path,
 ) -> (TestDatabase, String) {
-    let db = TestDatabase::create(&kommerce_image::MIGRATOR).await;
+    let db = TestDatabase::create(kommerce_image::MIGRATIONS).await;
     let mut settings = kommerce_image::Settings {
         http: http(),
         database: small_pool(&db),
@@ -161,7 +159,7 @@ impl Stack {
         let (order_db, order_base) = order_app(&auth, &redis, &kafka).await;
         let (item_db, item) = item_app(&auth, &redis, &kafka).await;
         let (image_db, image) = image_app(&auth, &redis, &images_dir).await;
-        let review_db = TestDatabase::create(&kommerce_review::migrator().await.unwrap()).await;
+        let review_db = TestDatabase::create(kommerce_review::MIGRATIONS).await;
         let settings = kommerce_review::Settings {
             http: http(),
             database: small_pool(&review_db),
