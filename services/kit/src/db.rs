@@ -72,6 +72,12 @@ pub async fn merged_migrator(parts: &[&Migrator]) -> Result<Migrator, DbError> {
     Migrator::new(Merged(all)).await.map_err(DbError::Migrate)
 }
 
+/// A stored value (a status, a kind) the code does not know: reading such a row is an error,
+/// never a guess. The error of a column's `TryFrom<String>` (`#[sqlx(try_from = "String")]`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown stored value {0:?}")]
+pub struct UnknownValue(pub String);
+
 /// Whether a database error is the violation of the named constraint (unique index, check,
 /// foreign key). Handlers map such violations to 409/422 by name (launchbadge `on_constraint`).
 pub fn is_constraint(err: &sqlx::Error, name: &str) -> bool {

@@ -1,6 +1,7 @@
 //! An order's life: `created` → `shipped` → `delivered`, or `created` → `cancel_requested` →
 //! `cancelled` (once pay has refunded). Every change goes through [`Status::apply`].
 
+use kommerce_kit::db::UnknownValue;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,23 +87,12 @@ impl Status {
     }
 }
 
-/// A stored status this code does not know: reading such a row is an error, never a guess.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownStatus(pub String);
-
-impl std::fmt::Display for UnknownStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "unknown status {:?}", self.0)
-    }
-}
-
-impl std::error::Error for UnknownStatus {}
-
+/// A stored status this code does not know is a read error (see [`UnknownValue`]).
 impl TryFrom<String> for Status {
-    type Error = UnknownStatus;
+    type Error = UnknownValue;
 
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s).ok_or(UnknownStatus(s))
+        Self::parse(&s).ok_or(UnknownValue(s))
     }
 }
 
@@ -120,7 +110,7 @@ mod tests {
         }
         assert_eq!(
             Status::try_from("refunded".to_owned()),
-            Err(UnknownStatus("refunded".into()))
+            Err(UnknownValue("refunded".into()))
         );
     }
 

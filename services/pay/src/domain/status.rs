@@ -1,6 +1,7 @@
 //! A payment's life: `pending_order` → `completed` (its order exists) → `refunded` (the order
 //! was cancelled); or `pending_order` → `cancelled` (no order could be made; refunded).
 
+use kommerce_kit::db::UnknownValue;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,23 +73,12 @@ impl Status {
     }
 }
 
-/// A stored status this code does not know: reading such a row is an error, never a guess.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownStatus(pub String);
-
-impl std::fmt::Display for UnknownStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "unknown status {:?}", self.0)
-    }
-}
-
-impl std::error::Error for UnknownStatus {}
-
+/// A stored status this code does not know is a read error (see [`UnknownValue`]).
 impl TryFrom<String> for Status {
-    type Error = UnknownStatus;
+    type Error = UnknownValue;
 
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s).ok_or(UnknownStatus(s))
+        Self::parse(&s).ok_or(UnknownValue(s))
     }
 }
 
@@ -106,7 +96,7 @@ mod tests {
         }
         assert_eq!(
             Status::try_from("shipped".to_owned()),
-            Err(UnknownStatus("shipped".into()))
+            Err(UnknownValue("shipped".into()))
         );
     }
 
