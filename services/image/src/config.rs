@@ -91,6 +91,13 @@ impl Default for ImageSettings {
     }
 }
 
+impl ImageSettings {
+    /// How old an unattached image may get before the sweeper deletes it.
+    pub fn unattached_max_age(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.unattached_max_age_secs)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

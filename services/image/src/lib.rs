@@ -17,8 +17,9 @@ use axum::Router;
 use axum::extract::FromRef;
 use kommerce_kit::HttpSettings;
 use kommerce_kit::auth::TokenVerifier;
-use kommerce_kit::http::{Readiness, service_router};
-use kommerce_kit::server::{Foundation, Server, StartError};
+use kommerce_kit::http::Readiness;
+use kommerce_kit::server::{Foundation, Service, StartError};
+use kommerce_kit::workers::Workers;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -62,15 +63,12 @@ pub fn body_limit(http: &HttpSettings, max_bytes: usize) -> usize {
         .max(max_bytes.saturating_mul(2).saturating_add(1024 * 1024))
 }
 
+/// Builds the image service: `App::build(settings)` → [`Service`] → `port()`, `run_until(stop)`.
 #[derive(Debug)]
-pub struct App {
-    server: Server,
-    port: u16,
-    sweeper: Sweeper,
-}
+pub struct App;
 
 impl App {
-    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+    pub async fn build(settings: Settings) -> Result<Service, StartError> {
         let Foundation {
             db,
             redis,
@@ -103,42 +101,10 @@ impl App {
             body_limit_bytes: body_limit(&settings.http, images.max_bytes),
             ..settings.http.clone()
         };
-        let sweeper = Sweeper::new(
-            db.clone(),
-            blobs,
-            Duration::from_secs(images.unattached_max_age_secs),
-        );
-        tokio::spawn(sweeper.clone().run(
-            Duration::from_secs(images.sweep_interval_secs.max(1)),
-            kommerce_kit::server::shutdown_signal(),
-        ));
-        let app = service_router(router(state), Readiness::new(db, redis), &http);
-        let server = Server::bind(&http, app).await.map_err(StartError::Bind)?;
-        let port = server.local_addr().map_err(StartError::Bind)?.port();
-        Ok(Self {
-            server,
-            port,
-            sweeper,
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The sweeper of this instance (tests run a pass on demand).
-    pub fn sweeper(&self) -> Sweeper {
-        self.sweeper.clone()
-    }
-
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.run_until_stopped().await
-    }
-
-    pub async fn run_until(
-        self,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        self.server.run_until(stop).await
+        let sweeper = Sweeper::new(db.clone(), blobs, images.unattached_max_age());
+        let interval = Duration::from_secs(images.sweep_interval_secs.max(1));
+        let mut workers = Workers::new();
+        workers.spawn_loop("sweeper", move |stop| sweeper.clone().run(interval, stop));
+        Service::bind(&http, router(state), Readiness::new(db, redis), workers).await
     }
 }

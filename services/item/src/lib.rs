@@ -18,8 +18,9 @@ use axum::extract::FromRef;
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::cache::Redis;
 use kommerce_kit::http::Readiness;
-use kommerce_kit::messaging::{self, Hooks, Workers, provision_topics};
+use kommerce_kit::messaging::{self, Hooks, provision_topics};
 use kommerce_kit::server::{Foundation, Service, StartError};
+use kommerce_kit::workers::Workers;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -60,14 +61,12 @@ fn default_instance_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+/// Builds the item service: `App::build(settings)` → [`Service`] → `port()`, `run_until(stop)`.
 #[derive(Debug)]
-pub struct App {
-    service: Service,
-    stock: Stock,
-}
+pub struct App;
 
 impl App {
-    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+    pub async fn build(settings: Settings) -> Result<Service, StartError> {
         let Foundation {
             db,
             redis,
@@ -85,17 +84,19 @@ impl App {
             .clone()
             .unwrap_or_else(default_instance_id);
         let keys = stock::live::keys(&redis, &settings.stock.pool, &instance_id);
+        let mut workers = Workers::new();
         let policy = stock::live::start(
+            &mut workers,
             db.clone(),
             redis.clone(),
             settings.redis.clone(),
             keys,
             Duration::from_millis(settings.stock.ack_interval_ms),
             Duration::from_millis(settings.stock.fold_interval_ms),
-            kommerce_kit::server::shutdown_signal(),
         )
         .await;
         let stock = Stock::new(
+            &mut workers,
             db.clone(),
             redis.clone(),
             policy,
@@ -105,8 +106,8 @@ impl App {
         let kafka = &settings.kafka;
         let reviews = kafka.topic(events::REVIEWS_TOPIC);
         provision_topics(kafka, &[&reviews]).await?;
-        let mut workers = Workers::new(db.clone(), kafka);
-        workers.consumers(
+        let mut bus = workers.messaging(&db, kafka);
+        bus.consumers(
             &kafka.group("item"),
             &[&reviews],
             &Arc::new(events::RatingHandler {
@@ -118,7 +119,7 @@ impl App {
         let state = AppState {
             db: db.clone(),
             redis: redis.clone(),
-            stock: stock.clone(),
+            stock,
             verifier,
             images: images::Images(kommerce_kit::peer::Peer::new(
                 "image",
@@ -128,33 +129,12 @@ impl App {
             cache_ttl_secs: settings.cache.ttl_secs,
             instance_id,
         };
-        let service = Service::bind(
+        Service::bind(
             &settings.http,
             router(state),
             Readiness::new(db, redis),
-            Some(workers),
+            workers,
         )
-        .await?;
-        Ok(Self { service, stock })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.service.port()
-    }
-
-    /// The stock engine (tests and the benchmark inspect the applied policy through it).
-    pub fn stock(&self) -> &Stock {
-        &self.stock
-    }
-
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.service.run_until_stopped().await
-    }
-
-    pub async fn run_until(
-        self,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        self.service.run_until(stop).await
+        .await
     }
 }

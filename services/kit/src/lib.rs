@@ -4,8 +4,8 @@
 //! [`config`] (defaults ← file ← environment), [`telemetry`] (JSON logs, spans), [`http`]
 //! (problem+json errors, the JSON extractor, layers, health and metrics endpoints), [`db`]
 //! (pool + migrations), [`cache`] (Redis), [`auth`] (JWT verification and the deny-list),
-//! [`server`] (bind, serve, graceful shutdown). [`messaging`] is the place of the outbox and
-//! the consumers.
+//! [`server`] (bind, serve, graceful shutdown), [`workers`] (every background task, supervised
+//! and stopped with the service). [`messaging`] is the place of the outbox and the consumers.
 
 pub mod auth;
 pub mod cache;
@@ -22,6 +22,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod validate;
+pub mod workers;
 
 pub use config::{
     AuthSettings, DatabaseSettings, HttpSettings, KafkaSettings, PeersSettings, RedisSettings,

@@ -60,9 +60,10 @@ impl Foundation {
     }
 }
 
-/// A bound, not yet serving HTTP server. Binding port 0 picks a free port (tests).
+/// A bound, not yet serving HTTP server. Binding port 0 picks a free port (tests). Only
+/// [`Service`] makes one: no service binds a server of its own.
 #[derive(Debug)]
-pub struct Server {
+struct Server {
     listener: TcpListener,
     router: Router,
 }
@@ -89,7 +90,7 @@ fn inherited_listener() -> std::io::Result<Option<TcpListener>> {
 impl Server {
     /// Serves on the socket handed over at start (see [`inherited_listener`]) or binds
     /// `host:port`.
-    pub async fn bind(settings: &HttpSettings, router: Router) -> std::io::Result<Self> {
+    async fn bind(settings: &HttpSettings, router: Router) -> std::io::Result<Self> {
         let listener = match inherited_listener()? {
             Some(l) => l,
             None => TcpListener::bind((settings.host.as_str(), settings.port)).await?,
@@ -97,17 +98,12 @@ impl Server {
         Ok(Self { listener, router })
     }
 
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.run_until(shutdown_signal()).await
-    }
-
     /// Serves until `stop` resolves, then lets in-flight requests finish.
-    pub async fn run_until(
+    async fn run_until(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
@@ -145,13 +141,12 @@ pub async fn shutdown_signal() {
 }
 
 /// A service ready to serve: its bound HTTP server (API, health, metrics, layers) and the
-/// messaging workers that run beside it and stop with it. Every service's `App::build` returns
-/// one.
+/// workers that run beside it and stop with it. Every service's `App::build` returns one.
 #[derive(Debug)]
 pub struct Service {
     server: Server,
     port: u16,
-    workers: Option<crate::messaging::Workers>,
+    workers: crate::workers::Workers,
 }
 
 impl Service {
@@ -160,12 +155,9 @@ impl Service {
         http: &HttpSettings,
         api: Router,
         readiness: crate::http::Readiness,
-        workers: Option<crate::messaging::Workers>,
+        workers: crate::workers::Workers,
     ) -> Result<Self, StartError> {
-        let readiness = match &workers {
-            Some(w) => readiness.with_workers(w.health()),
-            None => readiness,
-        };
+        let readiness = readiness.with_workers(workers.health());
         let app = crate::http::service_router(api, readiness, http);
         let server = Server::bind(http, app).await.map_err(StartError::Bind)?;
         let port = server.local_addr().map_err(StartError::Bind)?.port();
@@ -191,9 +183,7 @@ impl Service {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let served = self.server.run_until(stop).await;
-        if let Some(workers) = self.workers {
-            workers.stop().await;
-        }
+        self.workers.stop().await;
         served
     }
 }

@@ -169,3 +169,142 @@ pub async fn eventually<F: std::future::Future<Output = bool>>(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Reads an error response: its status and problem+json body. Panics unless the content type
+/// is `application/problem+json` and the body's `status` is the response's.
+pub async fn problem(response: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        content_type,
+        crate::http::PROBLEM_JSON,
+        "status {status}: not a problem+json response"
+    );
+    let body: serde_json::Value = response.json().await.expect("a problem+json body");
+    assert_eq!(
+        body["status"],
+        status.as_u16(),
+        "the problem's status is the response's: {body}"
+    );
+    (status, body)
+}
+
+/// The field names a problem's `errors` name, in order (empty without `errors`).
+pub fn fields(problem: &serde_json::Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["field"].as_str().expect("a field name").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Serves `router` on a port of its own (127.0.0.1, picked by the kernel) until the test's
+/// runtime ends; returns its base URL, `http://127.0.0.1:PORT`. For stand-ins of a service's
+/// peers. The listener is bound before the URL exists and is the one served, so nothing else
+/// can take the port in between.
+pub async fn serve_stub(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a port for a stub");
+    let address = listener.local_addr().expect("the stub's address");
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .await
+            .expect("the stub serves");
+    });
+    format!("http://{address}")
+}
+
+/// A port of 127.0.0.1 held for something that must bind it itself, and perhaps more than
+/// once: a service given a fixed port in its settings (and restarted on it), or a child
+/// process such as a broker.
+///
+/// The port is picked by the kernel (bind to port 0) and stays bound, by a socket with
+/// `SO_REUSEADDR` that never listens, for as long as this value lives. While it is held the
+/// kernel hands the port to no one else — not to another bind to port 0, not as the source
+/// port of an outgoing connection, not to a bind without `SO_REUSEADDR` — yet a server that
+/// binds with `SO_REUSEADDR` (tokio's `TcpListener::bind`, which every service uses, and
+/// Java's server sockets) can bind it and listen, as often as it restarts. (Linux semantics;
+/// this is where the tests run.) Better than "bind, free the port and hope": nothing can take
+/// the port between the pick and the server's bind, or while the server is stopped.
+#[derive(Debug)]
+pub struct ReservedPort {
+    port: u16,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl ReservedPort {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// A fresh [`ReservedPort`].
+pub fn reserve_port() -> ReservedPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .set_reuseaddr(true)
+        .expect("SO_REUSEADDR on the reservation");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind a port to reserve");
+    let port = socket.local_addr().expect("the reserved port").port();
+    ReservedPort {
+        port,
+        _socket: socket,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+
+    use super::*;
+    use crate::http::ApiError;
+
+    #[tokio::test]
+    async fn a_reserved_port_is_no_one_elses_but_a_server_can_bind_it_again_and_again() {
+        let reserved = reserve_port();
+        let at = std::net::SocketAddr::from(([127, 0, 0, 1], reserved.port()));
+        let plain = tokio::net::TcpSocket::new_v4().unwrap();
+        assert!(plain.bind(at).is_err(), "a bind without SO_REUSEADDR is refused");
+        for round in 0..2 {
+            let server = tokio::net::TcpListener::bind(at).await.unwrap();
+            let client = tokio::net::TcpStream::connect(at).await.unwrap();
+            let (_accepted, from) = server.accept().await.unwrap();
+            assert_eq!(from, client.local_addr().unwrap(), "round {round}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stub_serves_and_problems_are_read_with_their_fields() {
+        let base = serve_stub(
+            Router::new()
+                .route("/ok", get(|| async { "fine" }))
+                .route(
+                    "/bad",
+                    get(|| async { ApiError::field("qty", "must be from 1 to 99") }),
+                ),
+        )
+        .await;
+        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        let ok = reqwest::get(format!("{base}/ok")).await.unwrap();
+        assert_eq!(ok.text().await.unwrap(), "fine");
+        let (status, body) = problem(reqwest::get(format!("{base}/bad")).await.unwrap()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(fields(&body), ["qty"]);
+        assert!(fields(&serde_json::json!({"status": 404})).is_empty());
+    }
+}

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::future::Future;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use kommerce_kit::messaging::{
     self, Consumer, ConsumerError, Envelope, Event, Failpoint, Handler, HandlerError, Hooks, Relay,
     check_topics, dead_letter_topic, ensure_topics, publish_in_tx,
 };
-use kommerce_kit::testing::TestDatabase;
+use kommerce_kit::testing::{ReservedPort, TestDatabase, reserve_port};
 use rdkafka::Offset;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::message::{Headers as _, Message as _};
@@ -594,17 +593,16 @@ struct DurableBroker {
     dir: std::path::PathBuf,
     port: u16,
     controller_port: u16,
+    /// The broker is a child JVM that binds its ports itself (it cannot be handed a socket)
+    /// and binds them again after a restart, so the test cannot pass it a listener. Instead
+    /// both ports stay reserved for the broker's whole life (see `ReservedPort`): no other
+    /// bind, port-0 pick or outgoing connection of the parallel tests can take them before
+    /// the broker binds them or while it is stopped, and the JVM's SO_REUSEADDR server
+    /// sockets bind them all the same.
+    _reserved: [ReservedPort; 2],
 }
 
 impl DurableBroker {
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
     fn script(&self, command: &str) -> bool {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kafka.sh");
         let status = Command::new("bash")
@@ -622,10 +620,12 @@ impl DurableBroker {
 
     fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("kommerce-kafka-{}", Uuid::new_v4().simple()));
+        let reserved = [reserve_port(), reserve_port()];
         let broker = Self {
             dir,
-            port: Self::free_port(),
-            controller_port: Self::free_port(),
+            port: reserved[0].port(),
+            controller_port: reserved[1].port(),
+            _reserved: reserved,
         };
         assert!(broker.script("start"), "scripts/kafka.sh start failed");
         broker
@@ -808,17 +808,17 @@ async fn a_broker_offset_committed_past_unapplied_messages_skips_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_panics_is_restarted_and_its_messages_are_applied() {
     let env = env(1).await;
-    let mut workers = messaging::Workers::new(env.db.pool.clone(), &env.kafka);
-    workers.relay().unwrap();
-    workers
-        .consumers(
-            &env.group,
-            &[&env.topic],
-            &Arc::new(Credit { instance: "w" }),
-            1,
-            &Hooks::once(Failpoint::ConsumerPanic),
-        )
-        .unwrap();
+    let mut workers = kommerce_kit::workers::Workers::new();
+    let mut bus = workers.messaging(&env.db.pool, &env.kafka);
+    bus.relay().unwrap();
+    bus.consumers(
+        &env.group,
+        &[&env.topic],
+        &Arc::new(Credit { instance: "w" }),
+        1,
+        &Hooks::once(Failpoint::ConsumerPanic),
+    )
+    .unwrap();
     let health = workers.health();
     let ids = publish(&env.db.pool, &env.topic, &credits(6, 1), true).await;
     eventually("every message applied after the restart", || async {

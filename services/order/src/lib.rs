@@ -16,9 +16,10 @@ use axum::extract::FromRef;
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::contracts::saga::{ORDERS_TOPIC, PAYMENTS_TOPIC};
 use kommerce_kit::http::Readiness;
-use kommerce_kit::messaging::{Hooks, Workers, provision_topics};
+use kommerce_kit::messaging::{Hooks, provision_topics};
 use kommerce_kit::peer::Peer;
 use kommerce_kit::server::{Foundation, Service, StartError};
+use kommerce_kit::workers::Workers;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -87,13 +88,14 @@ impl App {
         let timeout = Duration::from_millis(settings.peers.timeout_ms);
         let item = Peer::new("item", &settings.peers.item, timeout);
         let pay = Peer::new("pay", &settings.peers.pay, timeout);
-        let mut workers = Workers::new(db.clone(), kafka);
-        workers.relay()?;
+        let mut workers = Workers::new();
+        let mut bus = workers.messaging(&db, kafka);
+        bus.relay()?;
         let handler = Arc::new(events::SagaHandler {
             item: item.clone(),
             orders_topic: orders.clone(),
         });
-        workers.consumers(
+        bus.consumers(
             &kafka.group("order"),
             &[&payments],
             &handler,
@@ -111,7 +113,7 @@ impl App {
             &settings.http,
             router(state),
             Readiness::new(db, redis),
-            Some(workers),
+            workers,
         )
         .await
     }

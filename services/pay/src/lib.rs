@@ -16,9 +16,10 @@ use axum::extract::FromRef;
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::contracts::saga::{ORDERS_TOPIC, PAYMENTS_TOPIC};
 use kommerce_kit::http::Readiness;
-use kommerce_kit::messaging::{Hooks, Workers, provision_topics};
+use kommerce_kit::messaging::{Hooks, provision_topics};
 use kommerce_kit::peer::Peer;
 use kommerce_kit::server::{Foundation, Service, StartError};
+use kommerce_kit::workers::Workers;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -91,12 +92,13 @@ impl App {
         let user = Peer::new("user", &settings.peers.user, timeout);
         let item = Peer::new("item", &settings.peers.item, timeout);
         let order = Peer::new("order", &settings.peers.order, timeout);
-        let mut workers = Workers::new(db.clone(), kafka);
-        workers.relay()?;
+        let mut workers = Workers::new();
+        let mut bus = workers.messaging(&db, kafka);
+        bus.relay()?;
         let handler = Arc::new(events::SagaHandler {
             payments_topic: payments.clone(),
         });
-        workers.consumers(
+        bus.consumers(
             &kafka.group("pay"),
             &[&orders],
             &handler,
@@ -117,7 +119,7 @@ impl App {
             &settings.http,
             router(state),
             Readiness::new(db, redis),
-            Some(workers),
+            workers,
         )
         .await
     }

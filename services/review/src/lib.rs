@@ -17,9 +17,10 @@ use axum::Router;
 use axum::extract::FromRef;
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::http::Readiness;
-use kommerce_kit::messaging::{self, Workers, provision_topics};
+use kommerce_kit::messaging::{self, provision_topics};
 use kommerce_kit::peer::Peer;
 use kommerce_kit::server::{Foundation, Service, StartError};
+use kommerce_kit::workers::Workers;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -74,8 +75,9 @@ impl App {
         let kafka = &settings.kafka;
         let topic = kafka.topic(REVIEWS_TOPIC);
         provision_topics(kafka, &[&topic]).await?;
-        let mut workers = Workers::new(db.clone(), kafka);
-        workers.relay()?;
+        let mut workers = Workers::new();
+        let mut bus = workers.messaging(&db, kafka);
+        bus.relay()?;
         let peers = &settings.peers;
         let timeout = Duration::from_millis(peers.timeout_ms);
         let state = AppState {
@@ -89,7 +91,7 @@ impl App {
             &settings.http,
             router(state),
             Readiness::new(db, redis),
-            Some(workers),
+            workers,
         )
         .await
     }

@@ -17,6 +17,7 @@ use kommerce_kit::auth::{TokenSigner, TokenVerifier};
 use kommerce_kit::cache::Redis;
 use kommerce_kit::http::{ApiError, Readiness};
 use kommerce_kit::server::{Foundation, Service, StartError};
+use kommerce_kit::workers::Workers;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -100,7 +101,7 @@ impl App {
             &settings.http,
             router(state),
             Readiness::new(db, redis),
-            None,
+            Workers::new(),
         )
         .await
     }

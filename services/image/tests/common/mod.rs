@@ -7,6 +7,7 @@ use std::io::Cursor;
 use std::path::PathBuf;
 
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
+use kommerce_image::storage::Blobs;
 use kommerce_image::{App, MIGRATIONS, Settings, Sweeper};
 use kommerce_kit::HttpSettings;
 use kommerce_kit::auth::{Role, TokenSigner};
@@ -75,9 +76,14 @@ impl TestApp {
         settings.storage.path = dir.0.to_string_lossy().into_owned();
         settings.images.sweep_interval_secs = 3600;
         tweak(&mut settings);
+        // The service's own sweeper runs hourly; tests run passes of an equal one on demand.
+        let sweeper = Sweeper::new(
+            db.pool.clone(),
+            Blobs::open(&settings.storage).expect("storage opens"),
+            settings.images.unattached_max_age(),
+        );
         let app = App::build(settings).await.expect("image service builds");
         let base = format!("http://127.0.0.1:{}", app.port());
-        let sweeper = app.sweeper();
         tokio::spawn(app.run_until(std::future::pending()));
         let signer = TokenSigner::new(&auth).unwrap();
         let user = |role| {
@@ -323,24 +329,4 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-pub async fn problem(r: Response) -> (StatusCode, Value) {
-    let status = r.status();
-    let ct = r
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    assert_eq!(ct, "application/problem+json", "status {status}");
-    (status, r.json().await.unwrap())
-}
-
-pub fn fields(p: &Value) -> Vec<String> {
-    p["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| e["field"].as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use kommerce_kit::testing::{fields, problem};

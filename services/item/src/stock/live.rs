@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use kommerce_kit::RedisSettings;
 use kommerce_kit::cache::Redis;
+use kommerce_kit::workers::{StopSignal, Workers};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
@@ -122,15 +123,17 @@ async fn acknowledge(redis: &Redis, keys: &Keys, hash: &str) {
     }
 }
 
-/// Applies the current document, then keeps following it until `stop`.
+/// Applies the current document, then starts two workers under the service's stop: one
+/// follows the document (announcements, and every `ack_interval` in case one was missed), one
+/// folds and reconciles ([`maintain`]).
 pub async fn start(
+    workers: &mut Workers,
     db: PgPool,
     redis: Redis,
     settings: RedisSettings,
     keys: Keys,
     ack_interval: Duration,
     fold_interval: Duration,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> watch::Receiver<Arc<Applied>> {
     let (tx, rx) = watch::channel(Arc::new(Applied {
         hash: String::new(),
@@ -138,45 +141,74 @@ pub async fn start(
     }));
     refresh(&db, &redis, &keys, &tx).await;
     acknowledge(&redis, &keys, &rx.borrow().hash).await;
-    tokio::spawn(maintain(
-        db.clone(),
-        redis.clone(),
-        rx.clone(),
-        fold_interval,
-    ));
-    tokio::spawn(async move {
-        tokio::pin!(stop);
-        loop {
-            let mut messages = match subscribe(&settings, &keys.channel).await {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot subscribe to stock-pool changes; polling");
-                    None
-                }
-            };
-            loop {
-                let next = async {
-                    match messages.as_mut() {
-                        Some(m) => m.next().await.is_some(),
-                        None => std::future::pending().await,
-                    }
-                };
-                let alive = tokio::select! {
-                    () = &mut stop => return,
-                    alive = next => alive,
-                    () = tokio::time::sleep(ack_interval) => true,
-                };
-                refresh(&db, &redis, &keys, &tx).await;
-                let hash = tx.borrow().hash.clone();
-                acknowledge(&redis, &keys, &hash).await;
-                if !alive {
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+    {
+        let (db, redis, rx) = (db.clone(), redis.clone(), rx.clone());
+        workers.spawn_loop("stock-maintain", move |stop| {
+            maintain(db.clone(), redis.clone(), rx.clone(), fold_interval, stop)
+        });
+    }
+    let tx = Arc::new(tx);
+    workers.spawn_loop("stock-policy", move |stop| {
+        follow(
+            Follower {
+                db: db.clone(),
+                redis: redis.clone(),
+                settings: settings.clone(),
+                keys: keys.clone(),
+                tx: Arc::clone(&tx),
+            },
+            ack_interval,
+            stop,
+        )
     });
     rx
+}
+
+/// What the policy follower works with.
+struct Follower {
+    db: PgPool,
+    redis: Redis,
+    settings: RedisSettings,
+    keys: Keys,
+    tx: Arc<watch::Sender<Arc<Applied>>>,
+}
+
+/// Applies and acknowledges the document on every announcement and every `ack_interval`,
+/// until `stop`; re-subscribes when the subscription ends.
+async fn follow(f: Follower, ack_interval: Duration, stop: StopSignal) {
+    tokio::pin!(stop);
+    loop {
+        let mut messages = match subscribe(&f.settings, &f.keys.channel).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to stock-pool changes; polling");
+                None
+            }
+        };
+        loop {
+            let next = async {
+                match messages.as_mut() {
+                    Some(m) => m.next().await.is_some(),
+                    None => std::future::pending().await,
+                }
+            };
+            let alive = tokio::select! {
+                () = &mut stop => return,
+                alive = next => alive,
+                () = tokio::time::sleep(ack_interval) => true,
+            };
+            refresh(&f.db, &f.redis, &f.keys, &f.tx).await;
+            let hash = f.tx.borrow().hash.clone();
+            acknowledge(&f.redis, &f.keys, &hash).await;
+            if !alive {
+                break;
+            }
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
 }
 
 async fn subscribe(
@@ -191,15 +223,21 @@ async fn subscribe(
 
 /// Folds reservation-strategy ledger rows into `items.stock`, and reconciles the counters every
 /// `reconcileIntervalSeconds` — whatever the strategy, since every strategy checks them.
+/// Ends at `stop`.
 async fn maintain(
     db: PgPool,
     redis: Redis,
     policy: watch::Receiver<Arc<Applied>>,
     fold_interval: Duration,
+    stop: StopSignal,
 ) {
+    tokio::pin!(stop);
     let mut last_reconcile = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(fold_interval).await;
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(fold_interval) => {}
+        }
         if let Err(e) = fold_pending(&db).await {
             tracing::warn!(error = %e, "stock fold failed; retrying");
         }

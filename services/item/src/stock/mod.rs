@@ -84,13 +84,15 @@ pub struct Stock {
 }
 
 impl Stock {
+    /// The engine; its answer writers run as `workers`.
     pub fn new(
+        workers: &mut kommerce_kit::workers::Workers,
         db: PgPool,
         redis: Redis,
         policy: watch::Receiver<Arc<Applied>>,
         marker_ttl_secs: u64,
     ) -> Self {
-        let writer = writer::Writer::start(&db);
+        let writer = writer::Writer::start(workers, &db);
         Self {
             db,
             redis,

@@ -3,6 +3,7 @@
 //! before it answers — so batching costs no durability (an acknowledged reservation is
 //! committed), only the wait for the batch in front.
 
+use kommerce_kit::workers::{StopSignal, Workers};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -34,11 +35,16 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(db: &PgPool) -> Self {
+    /// Starts the writers as the service's workers: they stop with it, after the HTTP server
+    /// has answered every request in flight (so no answer is left queued).
+    pub fn start(workers: &mut Workers, db: &PgPool) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..WRITERS {
-            tokio::spawn(run(db.clone(), rx.clone()));
+        for i in 0..WRITERS {
+            let (db, rx) = (db.clone(), rx.clone());
+            workers.spawn_loop(format!("stock-writer#{i}"), move |stop| {
+                run(db.clone(), rx.clone(), stop)
+            });
         }
         Self { tx }
     }
@@ -55,12 +61,18 @@ impl Writer {
     }
 }
 
-async fn run(db: PgPool, rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<(Record, Reply)>>>) {
+type Queue = std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<(Record, Reply)>>>;
+
+async fn run(db: PgPool, rx: Queue, stop: StopSignal) {
+    tokio::pin!(stop);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         // Take whatever is queued (at least one), then let the next writer collect while this
         // batch is written.
-        let received = rx.lock().await.recv_many(&mut batch, MAX_BATCH).await;
+        let received = tokio::select! {
+            () = &mut stop => return,
+            received = async { rx.lock().await.recv_many(&mut batch, MAX_BATCH).await } => received,
+        };
         if received == 0 {
             return;
         }

@@ -12,7 +12,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::cache::Redis;
-use crate::messaging::{LIVENESS_GRACE, WorkerHealth};
+use crate::workers::{LIVENESS_GRACE, WorkerHealth};
 
 /// The dependencies whose failure makes a service unready, and its workers.
 #[derive(Debug, Clone)]

@@ -25,8 +25,8 @@ mod hooks;
 mod outbox;
 mod position;
 mod relay;
+mod supervised;
 mod topics;
-mod workers;
 
 use sqlx::migrate::Migrator;
 
@@ -35,8 +35,8 @@ pub use envelope::{DecodeError, Envelope, Event, new_traceparent};
 pub use hooks::{Failpoint, Hooks};
 pub use outbox::publish_in_tx;
 pub use relay::{Relay, RelayError};
+pub use supervised::Bus;
 pub use topics::{TopicError, check_topics, dead_letter_topic, ensure_topics, provision_topics};
-pub use workers::{LIVENESS_GRACE, StopSignal, WorkerExit, WorkerHealth, WorkerRun, Workers};
 
 /// The `outbox` and `inbox` tables. A service that uses messaging runs them merged with its
 /// own migrations: `kommerce_kit::db::merged_migrator(&[&messaging::MIGRATOR, &MIGRATOR])`.

@@ -1,6 +1,7 @@
 //! A service's background workers — its relay, its consumers, any loop it runs beside the HTTP
-//! server — started with the service, supervised, and stopped with it: a stop lets each finish
-//! the message in hand.
+//! server (a sweeper, a policy follower) — started with the service through [`Workers::spawn`],
+//! each handed the service's stop, supervised, and awaited when the service stops: a stop lets
+//! each finish the work in hand. No service spawns a background task any other way.
 //!
 //! A worker that panics or ends on its own is restarted with backoff and counted
 //! (`worker_restarts_total{worker}`); its state is in [`WorkerHealth`], which `/readyz` reports
@@ -16,12 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{Consumer, ConsumerError, Failpoint, Handler, Hooks, Relay, RelayError};
-use crate::KafkaSettings;
+use crate::messaging::{ConsumerError, Failpoint, RelayError};
 
 /// How a worker's run ended, when it did not end because the service stopped.
 #[derive(Debug)]
@@ -206,8 +205,6 @@ impl WorkerHealth {
 /// What runs beside the HTTP server.
 #[derive(Debug)]
 pub struct Workers {
-    db: PgPool,
-    kafka: KafkaSettings,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     health: WorkerHealth,
@@ -236,11 +233,15 @@ fn panic_message(e: tokio::task::JoinError) -> String {
     }
 }
 
+impl Default for Workers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Workers {
-    pub fn new(db: PgPool, kafka: &KafkaSettings) -> Self {
+    pub fn new() -> Self {
         Self {
-            db,
-            kafka: kafka.clone(),
             stop: watch::channel(false).0,
             tasks: Vec::new(),
             health: WorkerHealth::default(),
@@ -303,63 +304,20 @@ impl Workers {
         }));
     }
 
-    /// Starts the outbox relay.
-    pub fn relay(&mut self) -> Result<(), RelayError> {
-        // The first relay is made here, so that a configuration error fails the start-up; later
-        // ones are the supervisor's.
-        let first = Mutex::new(Some(Relay::new(self.db.clone(), &self.kafka)?));
-        let (db, kafka) = (self.db.clone(), self.kafka.clone());
-        self.spawn("relay", move |stop| {
-            let relay = match first.lock().ok().and_then(|mut f| f.take()) {
-                Some(relay) => relay,
-                None => Relay::new(db.clone(), &kafka).map_err(|e| e.to_string())?,
-            };
+    /// Starts a loop that only ends when the service stops (a sweeper, a follower): `run` is
+    /// handed the stop; a panic or an early end restarts it like any worker.
+    pub fn spawn_loop<F, Fut>(&mut self, name: impl Into<String>, run: F)
+    where
+        F: Fn(StopSignal) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.spawn(name, move |stop| {
+            let run = run(stop);
             Ok(Box::pin(async move {
-                relay.run(stop).await.map_err(WorkerExit::from)
+                run.await;
+                Ok(())
             }))
         });
-        Ok(())
-    }
-
-    /// Starts `count` consumers in `group` (one per partition at most does work), sharing
-    /// `handler`.
-    pub fn consumers<H: Handler + 'static>(
-        &mut self,
-        group: &str,
-        topics: &[&str],
-        handler: &Arc<H>,
-        count: u32,
-        hooks: &Hooks,
-    ) -> Result<(), ConsumerError> {
-        let topics: Vec<String> = topics.iter().map(|&t| t.to_owned()).collect();
-        for i in 0..count.max(1) {
-            let make = {
-                let (db, kafka, group, topics) = (
-                    self.db.clone(),
-                    self.kafka.clone(),
-                    group.to_owned(),
-                    topics.clone(),
-                );
-                let (handler, hooks) = (Arc::clone(handler), hooks.clone());
-                move || {
-                    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-                    Consumer::new(db.clone(), &kafka, &group, &topics, Arc::clone(&handler))
-                        .map(|c| c.with_hooks(hooks.clone()))
-                }
-            };
-            // The first one is made here, so that a configuration error fails the start-up.
-            let first = Mutex::new(Some(make()?));
-            self.spawn(format!("consumer:{group}#{i}"), move |stop| {
-                let consumer = match first.lock().ok().and_then(|mut f| f.take()) {
-                    Some(consumer) => consumer,
-                    None => make().map_err(|e| e.to_string())?,
-                };
-                Ok(Box::pin(async move {
-                    consumer.run(stop).await.map_err(WorkerExit::from)
-                }))
-            });
-        }
-        Ok(())
     }
 
     /// Stops every worker and waits for it.
@@ -422,6 +380,27 @@ mod tests {
         h.started("consumer:order#0");
         assert!(h.report().0);
         assert!(h.stuck(Duration::ZERO).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_loop_is_handed_the_stop_and_awaited_by_it() {
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut workers = Workers::new();
+        let flag = Arc::clone(&finished);
+        workers.spawn_loop("sweeper", move |stop| {
+            let flag = Arc::clone(&flag);
+            async move {
+                stop.await;
+                // Work that takes a while after the stop still completes before stop() returns.
+                tokio::task::yield_now().await;
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let health = workers.health();
+        assert_eq!(health.report().1["sweeper"]["state"], "running");
+        workers.stop().await;
+        assert!(finished.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(health.report().1["sweeper"]["state"], "stopped");
     }
 
     #[test]
