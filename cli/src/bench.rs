@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use kommerce_item::domain::stock::{PoolPolicy, Strategy, policy_document};
+use kommerce_contracts::stock_pool::{PoolPolicy, Strategy};
 use kommerce_item::{App, MIGRATIONS, Settings};
 use kommerce_kit::auth::{Role, TokenSigner};
 use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings, redis_url};
@@ -101,15 +101,12 @@ impl Target {
 
     async fn apply(&self, strategy: Strategy) -> anyhow::Result<()> {
         // Long enough a bounded wait that the lock strategy is measured, not its timeouts.
-        let doc = policy_document(&PoolPolicy {
+        let policy = PoolPolicy {
             strategy,
             max_wait_ms: 30_000,
             ..PoolPolicy::default()
-        });
-        let hash = serde_json::from_str::<Value>(&doc)?["hash"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        };
+        let (doc, hash) = (policy.document(), policy.hash());
         let mut conn = redis::Client::open(redis_url())?.get_connection()?;
         let () = redis::cmd("SET")
             .arg(format!("{}stockpool:default", self.prefix))

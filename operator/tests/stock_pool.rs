@@ -9,9 +9,9 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use kommerce_contracts::stock_pool::{Strategy, parse_policy};
 use kommerce_crds::conditions::{PROGRESSING, READY};
 use kommerce_crds::{StockPool, reasons};
-use kommerce_item::domain::stock::{Strategy, parse_policy};
 use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings, kafka_settings};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};

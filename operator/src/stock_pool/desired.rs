@@ -1,72 +1,16 @@
-//! StockPool, the pure half: the config document of `docs/stockpool-contract.md`, its hash,
-//! the Redis names, the acknowledgement count and the conditions. No client, no clock.
+//! StockPool, the pure half: the spec validated into the contract's document
+//! (`kommerce_contracts::stock_pool`, which owns the hash and the Redis names), the
+//! acknowledgement count and the conditions. No client, no clock.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-
+use kommerce_contracts::stock_pool::{PoolKeys, PoolPolicy, Strategy};
 use kommerce_crds::conditions::{DEGRADED, PROGRESSING, READY, RESOURCE_CONFLICT};
 use kommerce_crds::{StockPool, reasons};
 use kube::ResourceExt as _;
-use serde_json::json;
-use sha2::{Digest as _, Sha256};
 
 use crate::claims::Claim;
 use crate::conditions::Desired;
 
-/// The hash item services acknowledge when no document exists (contract, "Defaults and absence").
-pub const DEFAULT_HASH: &str = "default";
-
-/// The document written to Redis, as the contract defines it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigDocument {
-    pub strategy: &'static str,
-    pub lease_ms: u32,
-    pub backoff_base_ms: u32,
-    pub backoff_max_ms: u32,
-    pub max_wait_ms: u32,
-    pub reconcile_interval_seconds: u32,
-}
-
-impl ConfigDocument {
-    fn fields(&self) -> BTreeMap<&'static str, serde_json::Value> {
-        BTreeMap::from([
-            ("strategy", json!(self.strategy)),
-            ("leaseMs", json!(self.lease_ms)),
-            ("backoffBaseMs", json!(self.backoff_base_ms)),
-            ("backoffMaxMs", json!(self.backoff_max_ms)),
-            ("maxWaitMs", json!(self.max_wait_ms)),
-            (
-                "reconcileIntervalSeconds",
-                json!(self.reconcile_interval_seconds),
-            ),
-        ])
-    }
-
-    /// The canonical JSON the hash is computed over: without `hash`, keys sorted, no whitespace.
-    pub fn canonical_json(&self) -> String {
-        // A BTreeMap serialises in key order, and serde_json's compact writer adds no spaces.
-        serde_json::to_string(&self.fields()).unwrap_or_default()
-    }
-
-    /// First 16 hex digits of SHA-256 over [`Self::canonical_json`].
-    pub fn hash(&self) -> String {
-        let digest = Sha256::digest(self.canonical_json().as_bytes());
-        digest
-            .iter()
-            .take(8)
-            .fold(String::with_capacity(16), |mut hex, b| {
-                let _ = write!(hex, "{b:02x}");
-                hex
-            })
-    }
-
-    /// The document as stored: the fields plus `hash`.
-    pub fn to_json(&self) -> String {
-        let mut fields = self.fields();
-        fields.insert("hash", json!(self.hash()));
-        serde_json::to_string(&fields).unwrap_or_default()
-    }
-}
+pub use kommerce_contracts::stock_pool::DEFAULT_HASH;
 
 /// A spec that passed every check, with defaults resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +18,8 @@ pub struct Validated {
     pub pool: String,
     pub redis_url: String,
     pub key_prefix: String,
-    pub document: ConfigDocument,
+    /// The document's content: the contract's type, hashed and written by the contract's code.
+    pub document: PoolPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,37 +56,30 @@ pub fn validate(sp: &StockPool, default_redis_url: &str) -> Result<Validated, In
         pool: sp.name_any(),
         redis_url,
         key_prefix: spec.redis.key_prefix.clone(),
-        document: ConfigDocument {
-            strategy: spec.strategy.as_str(),
-            lease_ms: lock.lease_ms,
-            backoff_base_ms: lock.backoff_base_ms,
-            backoff_max_ms: lock.backoff_max_ms,
-            max_wait_ms: lock.max_wait_ms,
-            reconcile_interval_seconds: spec.reservation.reconcile_interval_seconds,
+        document: PoolPolicy {
+            strategy: strategy(spec.strategy),
+            lease_ms: lock.lease_ms.into(),
+            backoff_base_ms: lock.backoff_base_ms.into(),
+            backoff_max_ms: lock.backoff_max_ms.into(),
+            max_wait_ms: lock.max_wait_ms.into(),
+            reconcile_interval_seconds: spec.reservation.reconcile_interval_seconds.into(),
         },
     })
 }
 
-/// `<p>stockpool:<pool>`: the config document.
-pub fn config_key(v: &Validated) -> String {
-    format!("{}stockpool:{}", v.key_prefix, v.pool)
-}
-
-/// `<p>stockpool:<pool>:changed`: where a new hash is announced.
-pub fn channel(v: &Validated) -> String {
-    format!("{}:changed", config_key(v))
-}
-
-/// `SCAN MATCH` pattern of the acknowledgement keys, with glob characters of the prefix escaped.
-pub fn ack_pattern(v: &Validated) -> String {
-    let mut escaped = String::new();
-    for c in config_key(v).chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
+/// The CRD's strategy as the contract's (exhaustive: a new strategy breaks the build here).
+fn strategy(s: kommerce_crds::Strategy) -> Strategy {
+    use kommerce_crds::Strategy as Crd;
+    match s {
+        Crd::SpinLock => Strategy::SpinLock,
+        Crd::ConditionalUpdate => Strategy::ConditionalUpdate,
+        Crd::Reservation => Strategy::Reservation,
     }
-    format!("{escaped}:ack:*")
+}
+
+/// The contract's Redis names of the pool.
+pub fn keys(v: &Validated) -> PoolKeys {
+    PoolKeys::new(&v.key_prefix, &v.pool)
 }
 
 /// The names a StockPool claims: its key in its Redis (credentials stripped).
@@ -157,7 +95,7 @@ pub fn claim(sp: &StockPool, v: &Validated) -> Claim {
         name: sp.name_any(),
         uid: sp.uid().unwrap_or_default(),
         created: sp.creation_timestamp(),
-        names: [format!("{server}/{}", config_key(v))].into(),
+        names: [format!("{server}/{}", keys(v).config)].into(),
     }
 }
 
@@ -272,26 +210,16 @@ mod tests {
     fn the_document_matches_the_contract_example_shape() {
         let v = validate(&pool(Strategy::Reservation), "redis://r:6379").expect("valid");
         let doc = &v.document;
+        let stored: serde_json::Value = serde_json::from_str(&doc.document()).expect("json");
+        let mut without_hash = stored.as_object().expect("an object").clone();
+        without_hash.remove("hash");
         assert_eq!(
-            doc.canonical_json(),
+            serde_json::Value::Object(without_hash).to_string(),
             r#"{"backoffBaseMs":2,"backoffMaxMs":50,"leaseMs":2000,"maxWaitMs":2000,"reconcileIntervalSeconds":30,"strategy":"reservation"}"#
         );
-        let stored: serde_json::Value = serde_json::from_str(&doc.to_json()).expect("json");
-        assert_eq!(stored["hash"], json!(doc.hash()));
+        assert_eq!(stored["hash"], serde_json::json!(doc.hash()));
         assert_eq!(stored["strategy"], "reservation");
         assert_eq!(stored["leaseMs"], 2000);
-    }
-
-    #[test]
-    fn the_hash_is_16_hex_digits_of_sha256_over_the_canonical_json() {
-        let v = validate(&pool(Strategy::SpinLock), "redis://r").expect("valid");
-        let full = format!(
-            "{:x}",
-            Sha256::digest(v.document.canonical_json().as_bytes())
-        );
-        let expected = &full[..16];
-        assert_eq!(v.document.hash(), expected);
-        assert_eq!(v.document.hash().len(), 16);
     }
 
     #[test]
@@ -316,9 +244,9 @@ mod tests {
         let mut p = pool(Strategy::SpinLock);
         p.spec.redis.key_prefix = "t[1]*:".into();
         let v = validate(&p, "redis://r").expect("valid");
-        assert_eq!(config_key(&v), "t[1]*:stockpool:default");
-        assert_eq!(channel(&v), "t[1]*:stockpool:default:changed");
-        assert_eq!(ack_pattern(&v), r"t\[1\]\*:stockpool:default:ack:*");
+        assert_eq!(keys(&v).config, "t[1]*:stockpool:default");
+        assert_eq!(keys(&v).channel, "t[1]*:stockpool:default:changed");
+        assert_eq!(keys(&v).ack_pattern(), r"t\[1\]\*:stockpool:default:ack:*");
     }
 
     #[test]

@@ -259,7 +259,7 @@ async fn apply(sp: &StockPool, ctx: &Context, api: &Api<StockPool>) -> Result<Ac
         Err(invalid) => return Err(report_failure(api, sp, Error::InvalidSpec(invalid)).await),
     };
     let me = desired::claim(sp, &v);
-    let key = desired::config_key(&v);
+    let key = desired::keys(&v).config;
     if let Some(owner) = older_claimant(&me, &ctx.claims()) {
         let owner = owner.display();
         let previous = sp.status.clone().unwrap_or_default();
@@ -298,14 +298,15 @@ async fn publish_and_count(
     v: &Validated,
 ) -> Result<(StockPoolStatus, Action), Error> {
     let settings = &ctx.shared.settings;
-    let key = desired::config_key(v);
+    let names = desired::keys(v);
+    let key = names.config.clone();
     let hash = v.document.hash();
     let mut conn = ctx.redis(&v.redis_url).await?;
     let wrote = store::publish(
         &mut conn,
         &key,
-        &desired::channel(v),
-        &v.document.to_json(),
+        &names.channel,
+        &v.document.document(),
         &hash,
     )
     .await
@@ -319,11 +320,14 @@ async fn publish_and_count(
             EventType::Normal,
             reasons::CONFIG_PUBLISHED,
             "Publish",
-            format!("{key}: strategy {} (hash {hash})", v.document.strategy),
+            format!(
+                "{key}: strategy {} (hash {hash})",
+                v.document.strategy.as_str()
+            ),
         )
         .await;
     }
-    let pattern = desired::ack_pattern(v);
+    let pattern = names.ack_pattern();
     let acked = store::acknowledgements(&mut conn, &pattern)
         .await
         .map_err(|source| Error::ReadAcks { pattern, source })?;
@@ -370,19 +374,15 @@ async fn cleanup(sp: &StockPool, ctx: &Context) -> Result<Action, Error> {
     if older_claimant(&desired::claim(sp, &v), &ctx.claims()).is_some() {
         return Ok(Action::await_change());
     }
-    let key = desired::config_key(&v);
+    let names = desired::keys(&v);
+    let key = names.config.clone();
     let mut conn = ctx.redis(&v.redis_url).await?;
-    store::remove(
-        &mut conn,
-        &key,
-        &desired::channel(&v),
-        desired::DEFAULT_HASH,
-    )
-    .await
-    .map_err(|source| Error::Remove {
-        key: key.clone(),
-        source,
-    })?;
+    store::remove(&mut conn, &key, &names.channel, desired::DEFAULT_HASH)
+        .await
+        .map_err(|source| Error::Remove {
+            key: key.clone(),
+            source,
+        })?;
     ctx.event(
         sp,
         EventType::Normal,

@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 
 use crate::cache;
 
-pub use kommerce_kit::contracts::reviews::{REVIEWS_TOPIC, RatingChanged};
+pub use kommerce_contracts::reviews::{REVIEWS_TOPIC, RatingChanged};
 
 /// Applies rating changes: newer `seq` wins, older or repeated ones change nothing.
 #[derive(Debug, Clone)]

@@ -5,7 +5,6 @@ pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod events;
-pub mod images;
 mod routes;
 pub mod stock;
 pub mod store;
@@ -15,6 +14,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use kommerce_contracts::image::ImageClient;
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::cache::Redis;
 use kommerce_kit::http::Readiness;
@@ -40,7 +40,7 @@ pub struct AppState {
     pub redis: Redis,
     pub stock: Stock,
     verifier: Arc<TokenVerifier>,
-    images: images::Images,
+    images: ImageClient,
     cache_ttl_secs: u64,
     instance_id: String,
 }
@@ -121,7 +121,7 @@ impl App {
             redis: redis.clone(),
             stock,
             verifier,
-            images: images::Images(kommerce_kit::peer::Peer::new(
+            images: ImageClient(kommerce_kit::peer::Peer::new(
                 "image",
                 &settings.peers.image,
                 Duration::from_millis(settings.peers.timeout_ms),

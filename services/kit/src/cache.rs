@@ -32,6 +32,11 @@ impl Redis {
         })
     }
 
+    /// The deployment's key prefix (e.g. `kommerce:`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// `<prefix><parts joined by ':'>`, e.g. `key(&["auth", "deny", jti])`.
     pub fn key(&self, parts: &[&str]) -> String {
         let mut key = self.prefix.clone();

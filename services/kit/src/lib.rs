@@ -10,7 +10,6 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
-pub mod contracts;
 pub mod db;
 pub mod http;
 pub mod messaging;

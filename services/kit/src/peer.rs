@@ -34,9 +34,13 @@ impl From<PeerError> for ApiError {
     }
 }
 
+/// An unreachable peer may come back (retried); an answer outside the contract will not.
 impl From<PeerError> for HandlerError {
     fn from(e: PeerError) -> Self {
-        HandlerError::Transient(Box::new(e))
+        match e {
+            PeerError::Unavailable { .. } => HandlerError::Transient(Box::new(e)),
+            PeerError::Malformed { .. } => HandlerError::Permanent(e.to_string()),
+        }
     }
 }
 

@@ -264,6 +264,59 @@ pub fn reserve_port() -> ReservedPort {
     }
 }
 
+/// Puts events on the broker as the service that owns them would: through an outbox of its
+/// own (a throwaway database with the kit's messaging tables) and the kit's relay. For
+/// testing a consumer without running the producing service.
+#[derive(Debug)]
+pub struct Publisher {
+    db: TestDatabase,
+    relay: crate::messaging::Relay,
+}
+
+impl Publisher {
+    /// A publisher on the broker and namespace of `kafka`.
+    pub async fn new(kafka: &crate::KafkaSettings) -> Self {
+        let db = TestDatabase::create(&[&crate::messaging::MIGRATOR]).await;
+        let relay = crate::messaging::Relay::new(db.pool.clone(), kafka).expect("a relay");
+        Self { db, relay }
+    }
+
+    /// Publishes `envelope` to `topic` (the full name: `KafkaSettings::topic`) and returns once
+    /// the broker has acknowledged it.
+    pub async fn publish(&self, topic: &str, envelope: &crate::messaging::Envelope) {
+        let mut tx = self.db.pool.begin().await.expect("begin");
+        crate::messaging::publish_in_tx(&mut tx, topic, envelope)
+            .await
+            .expect("the event is in the outbox");
+        tx.commit().await.expect("commit");
+        eventually(
+            "the event is on the broker",
+            std::time::Duration::from_secs(60),
+            || async {
+                self.relay.drain_once().await.expect("the relay runs");
+                let pending: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+                        .fetch_one(&self.db.pool)
+                        .await
+                        .expect("count pending events");
+                pending == 0
+            },
+        )
+        .await;
+    }
+
+    /// Wraps `event` in a new envelope and publishes it to `topic`; returns the envelope.
+    pub async fn event<E: crate::messaging::Event>(
+        &self,
+        topic: &str,
+        event: &E,
+    ) -> crate::messaging::Envelope {
+        let envelope = crate::messaging::Envelope::new(event).expect("the event serialises");
+        self.publish(topic, &envelope).await;
+        envelope
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -279,7 +332,10 @@ mod tests {
         let reserved = reserve_port();
         let at = std::net::SocketAddr::from(([127, 0, 0, 1], reserved.port()));
         let plain = tokio::net::TcpSocket::new_v4().unwrap();
-        assert!(plain.bind(at).is_err(), "a bind without SO_REUSEADDR is refused");
+        assert!(
+            plain.bind(at).is_err(),
+            "a bind without SO_REUSEADDR is refused"
+        );
         for round in 0..2 {
             let server = tokio::net::TcpListener::bind(at).await.unwrap();
             let client = tokio::net::TcpStream::connect(at).await.unwrap();
@@ -290,14 +346,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_stub_serves_and_problems_are_read_with_their_fields() {
-        let base = serve_stub(
-            Router::new()
-                .route("/ok", get(|| async { "fine" }))
-                .route(
-                    "/bad",
-                    get(|| async { ApiError::field("qty", "must be from 1 to 99") }),
-                ),
-        )
+        let base = serve_stub(Router::new().route("/ok", get(|| async { "fine" })).route(
+            "/bad",
+            get(|| async { ApiError::field("qty", "must be from 1 to 99") }),
+        ))
         .await;
         assert!(base.starts_with("http://127.0.0.1:"), "{base}");
         let ok = reqwest::get(format!("{base}/ok")).await.unwrap();

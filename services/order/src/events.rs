@@ -6,12 +6,10 @@
 //!   gone, `order.failed` and no order.
 //! - `payment.refunded` → the stock reservation released, the order cancelled.
 
-use axum::http::StatusCode;
-use kommerce_kit::contracts::saga::{OrderCreated, OrderFailed, PaymentCompleted, PaymentRefunded};
+use kommerce_contracts::item::{ItemClient, ReservationLine, ReservationRequest, Reserved};
+use kommerce_contracts::saga::{OrderCreated, OrderFailed, PaymentCompleted, PaymentRefunded};
 use kommerce_kit::messaging::{Envelope, Event, Handler, HandlerError, publish_in_tx};
-use kommerce_kit::peer::Peer;
 use kommerce_kit::saga::{self, NewStep};
-use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -21,7 +19,7 @@ use crate::store::{self, NewOrder};
 
 #[derive(Debug)]
 pub struct SagaHandler {
-    pub item: Peer,
+    pub item: ItemClient,
     pub orders_topic: String,
 }
 
@@ -38,23 +36,6 @@ impl Handler for SagaHandler {
     }
 }
 
-/// Why the item service refused a reservation, from its 409 body: the first line's reason.
-pub fn refusal(body: &serde_json::Value) -> (String, String) {
-    let reason = body["lines"][0]["reason"]
-        .as_str()
-        .map_or_else(|| "cancelled".to_owned(), str::to_owned);
-    let detail = match reason.as_str() {
-        "insufficient_stock" => "not enough stock for every line".to_owned(),
-        "not_on_sale" => "an item is no longer on sale".to_owned(),
-        "not_found" => "an item no longer exists".to_owned(),
-        _ => body["detail"]
-            .as_str()
-            .unwrap_or("the stock reservation was refused")
-            .to_owned(),
-    };
-    (reason, detail)
-}
-
 fn encode<E: Event>(e: &E, cause: &Envelope) -> Result<Envelope, HandlerError> {
     Envelope::caused_by(e, cause).map_err(|e| HandlerError::Permanent(e.to_string()))
 }
@@ -69,20 +50,19 @@ impl SagaHandler {
         if store::order_for_payment(tx, p.payment_id).await?.is_some() {
             return Ok(());
         }
-        let lines: Vec<_> = p
-            .lines
-            .iter()
-            .map(|l| json!({ "item_id": l.item_id, "qty": l.qty }))
-            .collect();
-        let reply = self
-            .item
-            .post(
-                "/internal/v1/stock/reservations",
-                &json!({ "reservation_id": p.payment_id, "lines": lines }),
-            )
-            .await?;
-        match reply.status {
-            StatusCode::CREATED => {
+        let request = ReservationRequest {
+            reservation_id: p.payment_id,
+            lines: p
+                .lines
+                .iter()
+                .map(|l| ReservationLine {
+                    item_id: l.item_id,
+                    qty: i64::from(l.qty),
+                })
+                .collect(),
+        };
+        match self.item.reserve(&request).await? {
+            Reserved::Yes => {
                 let order_id = Uuid::now_v7();
                 store::insert_order(
                     tx,
@@ -120,12 +100,12 @@ impl SagaHandler {
                 metrics::counter!("orders_created_total").increment(1);
                 Ok(())
             }
-            StatusCode::CONFLICT => {
-                let (reason, detail) = refusal(&reply.body);
+            Reserved::Refused(refused) => {
+                let (reason, detail) = (refused.reason(), refused.explanation());
                 let failed = OrderFailed {
                     payment_id: p.payment_id,
                     user_id: p.user_id,
-                    reason: reason.clone(),
+                    reason: reason.to_owned(),
                     detail: detail.clone(),
                 };
                 publish_in_tx(tx, &self.orders_topic, &encode(&failed, event)?).await?;
@@ -136,7 +116,7 @@ impl SagaHandler {
                         order_id: None,
                         service: SERVICE,
                         step: OrderFailed::TYPE,
-                        outcome: &reason,
+                        outcome: reason,
                         detail: Some(&detail),
                     },
                 )
@@ -144,10 +124,6 @@ impl SagaHandler {
                 metrics::counter!("orders_failed_total", "reason" => reason).increment(1);
                 Ok(())
             }
-            other => Err(HandlerError::Permanent(format!(
-                "the item service refused the reservation with {other}: {}",
-                reply.body
-            ))),
         }
     }
 
@@ -168,16 +144,7 @@ impl SagaHandler {
             Transition::Refused(why) => Err(HandlerError::Permanent(why.to_owned())),
             Transition::To(next) => {
                 // Idempotent on the item side: a redelivery releases nothing twice.
-                let reply = self
-                    .item
-                    .delete(&format!("/internal/v1/stock/reservations/{}", r.payment_id))
-                    .await?;
-                if !reply.is_success() {
-                    return Err(HandlerError::Permanent(format!(
-                        "the item service refused the release with {}",
-                        reply.status
-                    )));
-                }
+                self.item.release(r.payment_id).await?;
                 debug_assert_eq!(next, Status::Cancelled);
                 store::set_status(tx, order.id, next).await?;
                 saga::record(
@@ -196,24 +163,5 @@ impl SagaHandler {
                 Ok(())
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_refusal_names_the_first_line_reason() {
-        let body = json!({"lines": [{"reason": "insufficient_stock"}], "detail": "x"});
-        assert_eq!(refusal(&body).0, "insufficient_stock");
-        let tomb = json!({"detail": "this reservation was released before it was made"});
-        assert_eq!(
-            refusal(&tomb),
-            (
-                "cancelled".to_owned(),
-                "this reservation was released before it was made".to_owned()
-            )
-        );
     }
 }

@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use kommerce_contracts::item::ItemClient;
+use kommerce_contracts::pay::PayClient;
+use kommerce_contracts::saga::{ORDERS_TOPIC, PAYMENTS_TOPIC};
 use kommerce_kit::auth::TokenVerifier;
-use kommerce_kit::contracts::saga::{ORDERS_TOPIC, PAYMENTS_TOPIC};
 use kommerce_kit::http::Readiness;
 use kommerce_kit::messaging::{Hooks, provision_topics};
 use kommerce_kit::peer::Peer;
@@ -39,8 +41,8 @@ pub const SERVICE: &str = "order";
 pub struct AppState {
     pub db: PgPool,
     verifier: Arc<TokenVerifier>,
-    item: Peer,
-    pay: Peer,
+    item: ItemClient,
+    pay: PayClient,
     orders_topic: String,
 }
 
@@ -86,8 +88,8 @@ impl App {
         let (payments, orders) = (kafka.topic(PAYMENTS_TOPIC), kafka.topic(ORDERS_TOPIC));
         provision_topics(kafka, &[&payments, &orders]).await?;
         let timeout = Duration::from_millis(settings.peers.timeout_ms);
-        let item = Peer::new("item", &settings.peers.item, timeout);
-        let pay = Peer::new("pay", &settings.peers.pay, timeout);
+        let item = ItemClient(Peer::new("item", &settings.peers.item, timeout));
+        let pay = PayClient(Peer::new("pay", &settings.peers.pay, timeout));
         let mut workers = Workers::new();
         let mut bus = workers.messaging(&db, kafka);
         bus.relay()?;

@@ -234,7 +234,7 @@ pub struct NewOrder<'a> {
     pub payment_id: Uuid,
     pub total_minor: i64,
     pub address: &'a serde_json::Value,
-    pub lines: &'a [kommerce_kit::contracts::saga::PaidLine],
+    pub lines: &'a [kommerce_contracts::saga::PaidLine],
 }
 
 pub async fn insert_order(tx: &mut PgConnection, o: &NewOrder<'_>) -> Result<(), sqlx::Error> {

@@ -5,7 +5,7 @@
 //!   `payment.cancelled`.
 //! - `order.cancel-requested` → refunded, `refunded`, `payment.refunded`.
 
-use kommerce_kit::contracts::saga::{
+use kommerce_contracts::saga::{
     OrderCancelRequested, OrderCreated, OrderFailed, PaymentCancelled, PaymentRefunded,
 };
 use kommerce_kit::messaging::{Envelope, Event, Handler, HandlerError, publish_in_tx};
@@ -167,7 +167,7 @@ pub async fn charged(
             saga_id: payment_id,
             order_id: None,
             service: SERVICE,
-            step: kommerce_kit::contracts::saga::PaymentCompleted::TYPE,
+            step: kommerce_contracts::saga::PaymentCompleted::TYPE,
             outcome: "charged, waiting for the order",
             detail: Some(method),
         },

@@ -13,8 +13,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use kommerce_contracts::item::ItemClient;
+use kommerce_contracts::order::OrderClient;
+use kommerce_contracts::saga::{ORDERS_TOPIC, PAYMENTS_TOPIC};
+use kommerce_contracts::user::UserClient;
 use kommerce_kit::auth::TokenVerifier;
-use kommerce_kit::contracts::saga::{ORDERS_TOPIC, PAYMENTS_TOPIC};
 use kommerce_kit::http::Readiness;
 use kommerce_kit::messaging::{Hooks, provision_topics};
 use kommerce_kit::peer::Peer;
@@ -39,9 +42,9 @@ pub const SERVICE: &str = "pay";
 pub struct AppState {
     pub db: PgPool,
     verifier: Arc<TokenVerifier>,
-    user: Peer,
-    item: Peer,
-    order: Peer,
+    user: UserClient,
+    item: ItemClient,
+    order: OrderClient,
     payments_topic: String,
     wallet: config::WalletSettings,
     card: config::CardSettings,
@@ -89,9 +92,9 @@ impl App {
         let (payments, orders) = (kafka.topic(PAYMENTS_TOPIC), kafka.topic(ORDERS_TOPIC));
         provision_topics(kafka, &[&payments, &orders]).await?;
         let timeout = Duration::from_millis(settings.peers.timeout_ms);
-        let user = Peer::new("user", &settings.peers.user, timeout);
-        let item = Peer::new("item", &settings.peers.item, timeout);
-        let order = Peer::new("order", &settings.peers.order, timeout);
+        let user = UserClient(Peer::new("user", &settings.peers.user, timeout));
+        let item = ItemClient(Peer::new("item", &settings.peers.item, timeout));
+        let order = OrderClient(Peer::new("order", &settings.peers.order, timeout));
         let mut workers = Workers::new();
         let mut bus = workers.messaging(&db, kafka);
         bus.relay()?;

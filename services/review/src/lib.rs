@@ -6,7 +6,6 @@
 pub mod config;
 pub mod domain;
 pub mod events;
-mod peers;
 mod routes;
 pub mod store;
 
@@ -15,6 +14,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use kommerce_contracts::image::ImageClient;
+use kommerce_contracts::order::OrderClient;
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::http::Readiness;
 use kommerce_kit::messaging::{self, provision_topics};
@@ -26,7 +27,6 @@ use sqlx::migrate::Migrator;
 
 pub use config::Settings;
 use events::REVIEWS_TOPIC;
-use peers::{Images, Orders};
 
 /// This service's own migrations (`services/review/migrations`).
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -39,8 +39,8 @@ pub static MIGRATIONS: &[&Migrator] = &[&messaging::MIGRATOR, &MIGRATOR];
 pub struct AppState {
     pub db: PgPool,
     verifier: Arc<TokenVerifier>,
-    orders: Orders,
-    images: Images,
+    orders: OrderClient,
+    images: ImageClient,
     /// `kafka.topic("reviews")`
     topic: String,
 }
@@ -83,8 +83,8 @@ impl App {
         let state = AppState {
             db: db.clone(),
             verifier,
-            orders: Orders(Peer::new("order", &peers.order, timeout)),
-            images: Images(Peer::new("image", &peers.image, timeout)),
+            orders: OrderClient(Peer::new("order", &peers.order, timeout)),
+            images: ImageClient(Peer::new("image", &peers.image, timeout)),
             topic,
         };
         Service::bind(

@@ -6,8 +6,8 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use kommerce_contracts::image::{AttachRequest, DetachRequest, OwnerKind};
 use kommerce_kit::http::{ApiError, ApiJson};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -15,22 +15,13 @@ use super::{params, path_id};
 use crate::AppState;
 use crate::store;
 
-/// What an image can belong to.
-fn kind(raw: &str, field: &str) -> Result<&'static str, ApiError> {
+/// What an image can belong to, from a query parameter.
+fn kind(raw: &str, field: &str) -> Result<OwnerKind, ApiError> {
     match raw {
-        "item" => Ok("item"),
-        "review" => Ok("review"),
+        "item" => Ok(OwnerKind::Item),
+        "review" => Ok(OwnerKind::Review),
         _ => Err(ApiError::field(field, "must be item or review")),
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AttachBody {
-    /// Who references the image: it must be theirs.
-    pub user_id: Uuid,
-    pub kind: String,
-    pub owner_id: Uuid,
 }
 
 /// Attaches an image to an item or review. 404 unknown image, 403 someone else's, 409 attached
@@ -39,10 +30,10 @@ pub struct AttachBody {
 pub async fn attach(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<AttachBody>,
+    ApiJson(body): ApiJson<AttachRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let id = path_id(&id, "image")?;
-    let kind = kind(&body.kind, "kind")?;
+    let kind = body.kind.as_str();
     let mut tx = state.db.begin().await?;
     let row = store::lock(&mut tx, id)
         .await?
@@ -67,24 +58,16 @@ pub async fn attach(
     Ok(Json(row.json()))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DetachBody {
-    pub kind: String,
-    pub owner_id: Uuid,
-}
-
 /// Undoes an attachment to `kind`/`owner_id` (a compensation); the image becomes unattached
 /// and the sweeper's clock restarts. Idempotent: 204 whatever the state.
 #[tracing::instrument(skip(state, body))]
 pub async fn detach(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<DetachBody>,
+    ApiJson(body): ApiJson<DetachRequest>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(&id, "image")?;
-    let kind = kind(&body.kind, "kind")?;
-    store::detach(&state.db, id, kind, body.owner_id).await?;
+    store::detach(&state.db, id, body.kind.as_str(), body.owner_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -110,7 +93,7 @@ pub async fn delete_attached(
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let q = params(query, &["kind", "owner_id"])?;
-    let kind = kind(q.get("kind").map_or("", String::as_str), "kind")?;
+    let kind = kind(q.get("kind").map_or("", String::as_str), "kind")?.as_str();
     let owner: Uuid = q
         .get("owner_id")
         .and_then(|v| v.parse().ok())

@@ -1,31 +1,18 @@
-//! Stock requests and the stock-pool policy (the live-config contract in
-//! docs/stockpool-contract.md), all pure.
+//! Stock requests and the spin lock's backoff, all pure. The stock-pool policy itself (the
+//! live-config contract in docs/stockpool-contract.md) is `kommerce_contracts::stock_pool`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use kommerce_contracts::item::{ReservationLine, ReservationRequest};
+/// The StockPool policy is the contract's: one implementation for the operator and the item.
+pub use kommerce_contracts::stock_pool::{DEFAULT_HASH, PoolPolicy, Strategy, parse_policy};
 use kommerce_kit::http::ApiError;
 use kommerce_kit::validate::{Fields, text};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub const MAX_LINES: usize = 50;
 pub const MAX_QTY: i32 = 1_000;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReservationBody {
-    pub reservation_id: Uuid,
-    pub lines: Vec<LineBody>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LineBody {
-    pub item_id: Uuid,
-    pub qty: i64,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Line {
@@ -41,9 +28,9 @@ pub struct Reservation {
     pub lines: Vec<Line>,
 }
 
-impl TryFrom<ReservationBody> for Reservation {
+impl TryFrom<ReservationRequest> for Reservation {
     type Error = ApiError;
-    fn try_from(b: ReservationBody) -> Result<Self, ApiError> {
+    fn try_from(b: ReservationRequest) -> Result<Self, ApiError> {
         let mut f = Fields::new();
         if b.lines.is_empty() || b.lines.len() > MAX_LINES {
             f.add("lines", format!("must have 1 to {MAX_LINES} lines"));
@@ -108,162 +95,6 @@ impl TryFrom<AdjustBody> for Adjust {
     }
 }
 
-/// How a stock decrement is guarded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Strategy {
-    SpinLock,
-    ConditionalUpdate,
-    Reservation,
-}
-
-impl Strategy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SpinLock => "spinLock",
-            Self::ConditionalUpdate => "conditionalUpdate",
-            Self::Reservation => "reservation",
-        }
-    }
-}
-
-/// The pool policy of the contract, as applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct PoolPolicy {
-    pub strategy: Strategy,
-    pub lease_ms: u64,
-    pub backoff_base_ms: u64,
-    pub backoff_max_ms: u64,
-    pub max_wait_ms: u64,
-    pub reconcile_interval_seconds: u64,
-}
-
-impl Default for PoolPolicy {
-    fn default() -> Self {
-        Self {
-            strategy: Strategy::ConditionalUpdate,
-            lease_ms: 2_000,
-            backoff_base_ms: 2,
-            backoff_max_ms: 50,
-            max_wait_ms: 2_000,
-            reconcile_interval_seconds: 30,
-        }
-    }
-}
-
-/// The hash acknowledged when no config document exists.
-pub const DEFAULT_HASH: &str = "default";
-
-/// The contract's hash: first 16 hex digits of SHA-256 over the canonical JSON (sorted keys, no
-/// whitespace) of the document without `hash`.
-pub fn policy_hash(doc: &serde_json::Map<String, serde_json::Value>) -> String {
-    let mut canonical = String::new();
-    let without_hash: BTreeMap<&str, &serde_json::Value> = doc
-        .iter()
-        .filter(|(k, _)| *k != "hash")
-        .map(|(k, v)| (k.as_str(), v))
-        .collect();
-    write_object(&mut canonical, &without_hash);
-    let digest = Sha256::digest(canonical.as_bytes());
-    digest
-        .iter()
-        .take(8)
-        .fold(String::with_capacity(16), |mut s, b| {
-            use std::fmt::Write;
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// Canonical JSON: keys sorted at every level, no whitespace — independent of whether
-/// serde_json preserves insertion order in this build.
-fn write_canonical(out: &mut String, v: &serde_json::Value) {
-    match v {
-        serde_json::Value::Object(m) => {
-            let sorted: BTreeMap<&str, &serde_json::Value> =
-                m.iter().map(|(k, v)| (k.as_str(), v)).collect();
-            write_object(out, &sorted);
-        }
-        serde_json::Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(out, item);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
-}
-
-fn write_object(out: &mut String, m: &BTreeMap<&str, &serde_json::Value>) {
-    out.push('{');
-    for (i, (k, v)) in m.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&serde_json::Value::String((*k).to_owned()).to_string());
-        out.push(':');
-        write_canonical(out, v);
-    }
-    out.push('}');
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PolicyError {
-    #[error("not a JSON object: {0}")]
-    Malformed(String),
-    #[error("hash {claimed} does not match the content ({actual})")]
-    HashMismatch { claimed: String, actual: String },
-    #[error("invalid policy: {0}")]
-    Invalid(String),
-}
-
-/// Parses a config document; returns the policy and the hash to acknowledge.
-pub fn parse_policy(raw: &str) -> Result<(PoolPolicy, String), PolicyError> {
-    let value: serde_json::Value =
-        serde_json::from_str(raw).map_err(|e| PolicyError::Malformed(e.to_string()))?;
-    let serde_json::Value::Object(doc) = value else {
-        return Err(PolicyError::Malformed("expected an object".into()));
-    };
-    let actual = policy_hash(&doc);
-    let claimed = doc
-        .get("hash")
-        .and_then(|h| h.as_str())
-        .unwrap_or_default()
-        .to_owned();
-    if claimed != actual {
-        return Err(PolicyError::HashMismatch { claimed, actual });
-    }
-    let policy: PoolPolicy = serde_json::from_value(serde_json::Value::Object(doc))
-        .map_err(|e| PolicyError::Invalid(e.to_string()))?;
-    if policy.lease_ms == 0
-        || policy.backoff_base_ms == 0
-        || policy.backoff_max_ms < policy.backoff_base_ms
-        || policy.reconcile_interval_seconds == 0
-    {
-        return Err(PolicyError::Invalid(
-            "lease, backoff and reconcile interval must be positive, backoffMax ≥ backoffBase"
-                .into(),
-        ));
-    }
-    Ok((policy, claimed))
-}
-
-/// A config document for `policy` with its hash (what the operator writes; tests use it too).
-pub fn policy_document(policy: &PoolPolicy) -> String {
-    let mut doc = match serde_json::to_value(policy) {
-        Ok(serde_json::Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    };
-    let hash = policy_hash(&doc);
-    doc.insert("hash".into(), serde_json::Value::String(hash));
-    serde_json::Value::Object(doc).to_string()
-}
-
 /// Exponential backoff with full jitter: a uniform wait in `[0, min(max, base·2^attempt)]`.
 /// `unit` is the random draw in `[0, 1)`.
 pub fn full_jitter(policy: &PoolPolicy, attempt: u32, unit: f64) -> Duration {
@@ -288,11 +119,11 @@ mod tests {
     fn reservations_are_sorted_and_checked() {
         let a = Uuid::from_u128(2);
         let b = Uuid::from_u128(1);
-        let body = ReservationBody {
+        let body = ReservationRequest {
             reservation_id: Uuid::new_v4(),
             lines: vec![
-                LineBody { item_id: a, qty: 1 },
-                LineBody { item_id: b, qty: 3 },
+                ReservationLine { item_id: a, qty: 1 },
+                ReservationLine { item_id: b, qty: 3 },
             ],
         };
         let r = Reservation::try_from(body).unwrap();
@@ -304,9 +135,9 @@ mod tests {
 
         for (lines, field) in [
             (vec![], "lines"),
-            (vec![LineBody { item_id: a, qty: 0 }], "lines[0].qty"),
+            (vec![ReservationLine { item_id: a, qty: 0 }], "lines[0].qty"),
             (
-                vec![LineBody {
+                vec![ReservationLine {
                     item_id: a,
                     qty: -2,
                 }],
@@ -314,13 +145,13 @@ mod tests {
             ),
             (
                 vec![
-                    LineBody { item_id: a, qty: 1 },
-                    LineBody { item_id: a, qty: 1 },
+                    ReservationLine { item_id: a, qty: 1 },
+                    ReservationLine { item_id: a, qty: 1 },
                 ],
                 "lines",
             ),
         ] {
-            let Err(ApiError::Validation(e)) = Reservation::try_from(ReservationBody {
+            let Err(ApiError::Validation(e)) = Reservation::try_from(ReservationRequest {
                 reservation_id: Uuid::new_v4(),
                 lines,
             }) else {
@@ -328,59 +159,6 @@ mod tests {
             };
             assert_eq!(e[0].field, field);
         }
-    }
-
-    #[test]
-    fn policy_documents_round_trip_and_tampering_is_detected() {
-        let p = PoolPolicy {
-            strategy: Strategy::Reservation,
-            lease_ms: 500,
-            ..PoolPolicy::default()
-        };
-        let doc = policy_document(&p);
-        let (parsed, hash) = parse_policy(&doc).unwrap();
-        assert_eq!(parsed, p);
-        assert_eq!(hash.len(), 16);
-        let tampered = doc.replace("\"leaseMs\":500", "\"leaseMs\":501");
-        assert!(matches!(
-            parse_policy(&tampered),
-            Err(PolicyError::HashMismatch { .. })
-        ));
-        assert!(parse_policy("[]").is_err());
-        // Key order and whitespace do not change the hash.
-        let reordered = format!(
-            r#"{{ "strategy": "reservation", "hash": "{hash}", "leaseMs": 500, "backoffBaseMs": 2, "backoffMaxMs": 50, "maxWaitMs": 2000, "reconcileIntervalSeconds": 30 }}"#
-        );
-        assert_eq!(parse_policy(&reordered).unwrap().1, hash);
-    }
-
-    #[test]
-    fn the_hash_is_the_contracts() {
-        // docs/stockpool-contract.md: sha256 over sorted, whitespace-free JSON without `hash`.
-        let mut doc = serde_json::Map::new();
-        doc.insert("strategy".into(), "reservation".into());
-        doc.insert("leaseMs".into(), 2000.into());
-        let expected = {
-            let d = Sha256::digest(br#"{"leaseMs":2000,"strategy":"reservation"}"#);
-            d.iter().take(8).fold(String::new(), |mut s, b| {
-                use std::fmt::Write;
-                let _ = write!(s, "{b:02x}");
-                s
-            })
-        };
-        assert_eq!(policy_hash(&doc), expected);
-    }
-
-    #[test]
-    fn missing_fields_take_defaults_and_unknown_ones_are_ignored() {
-        let mut doc = serde_json::Map::new();
-        doc.insert("strategy".into(), "spinLock".into());
-        doc.insert("future".into(), 1.into());
-        let hash = policy_hash(&doc);
-        doc.insert("hash".into(), hash.into());
-        let (p, _) = parse_policy(&serde_json::Value::Object(doc).to_string()).unwrap();
-        assert_eq!(p.strategy, Strategy::SpinLock);
-        assert_eq!(p.lease_ms, 2_000);
     }
 
     #[test]

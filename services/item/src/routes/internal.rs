@@ -13,14 +13,15 @@ use uuid::Uuid;
 
 use super::{params, path_id};
 use crate::AppState;
-use crate::domain::stock::{Reservation, ReservationBody};
+use crate::domain::stock::{Reservation, ReservationRequest};
 use crate::store;
+use kommerce_contracts::item::{ItemView, ItemViews};
 
 /// `GET /internal/v1/items?ids=a,b,c`: price, status and stock of up to 100 items in one call.
 pub async fn items(
     State(s): State<AppState>,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ItemViews>, ApiError> {
     let p = params(q)?;
     let raw = p.get("ids").map(String::as_str).unwrap_or_default();
     let ids: Result<Vec<Uuid>, _> = raw
@@ -33,23 +34,26 @@ pub async fn items(
         return Err(ApiError::field("ids", "must name 1 to 100 items"));
     }
     let items = store::items_by_ids(&s.db, &ids).await?;
-    let out: Vec<_> = items
-        .iter()
-        .map(|i| {
-            json!({
-                "id": i.id, "name": i.name, "price_minor": i.price_minor, "status": i.status,
-                "stock": i.stock, "deleted": i.deleted_at.is_some(),
+    Ok(Json(ItemViews {
+        items: items
+            .into_iter()
+            .map(|i| ItemView {
+                id: i.id,
+                name: i.name,
+                price_minor: i.price_minor,
+                status: i.status.as_str().to_owned(),
+                stock: i.stock,
+                deleted: i.deleted_at.is_some(),
             })
-        })
-        .collect();
-    Ok(Json(json!({ "items": out })))
+            .collect(),
+    }))
 }
 
 /// `POST /internal/v1/stock/reservations`: all lines or none; 201, or 409 naming the lines;
 /// a repeated id gets the first answer.
 pub async fn reserve(
     State(s): State<AppState>,
-    ApiJson(body): ApiJson<ReservationBody>,
+    ApiJson(body): ApiJson<ReservationRequest>,
 ) -> Result<Response, ApiError> {
     let r = Reservation::try_from(body)?;
     let answer = s.stock.reserve(&r).await?;

@@ -5,6 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use kommerce_contracts::image::OwnerKind;
 use kommerce_kit::auth::AdminUser;
 use kommerce_kit::http::{ApiError, ApiJson};
 use serde_json::json;
@@ -58,11 +59,13 @@ pub async fn create(
     let new = NewItem::try_from(body)?;
     let id = Uuid::now_v7();
     let images: Vec<(usize, Uuid)> = new.image_ids.iter().copied().enumerate().collect();
-    s.images.attach_all(&images, admin.id, id).await?;
+    s.images
+        .attach_all(&images, admin.id, OwnerKind::Item, id)
+        .await?;
     let item = match store::create_item(&s.db, id, &new).await {
         Ok(item) => item,
         Err(e) => {
-            s.images.detach_all(&images, id).await;
+            s.images.detach_all(&images, OwnerKind::Item, id).await;
             return Err(e);
         }
     };
@@ -103,11 +106,13 @@ pub async fn update(
         .enumerate()
         .filter(|(_, i)| !before.iter().flatten().any(|b| b == i))
         .collect();
-    s.images.attach_all(&added, admin.id, id).await?;
+    s.images
+        .attach_all(&added, admin.id, OwnerKind::Item, id)
+        .await?;
     let item = match store::update_item(&s.db, id, &patch).await {
         Ok(item) => item,
         Err(e) => {
-            s.images.detach_all(&added, id).await;
+            s.images.detach_all(&added, OwnerKind::Item, id).await;
             return Err(e);
         }
     };
@@ -117,7 +122,7 @@ pub async fn update(
         .filter(|b| !item.image_ids.contains(b))
         .copied()
         .collect();
-    s.images.delete(&dropped).await;
+    s.images.delete_each(&dropped).await;
     if patch.status.is_some() {
         s.stock.status_changed(id).await;
     }
@@ -138,7 +143,7 @@ pub async fn delete(
         .ok_or(ApiError::NotFound("item"))?;
     // Images first: if the image service is down nothing changes (503), and a retry is safe.
     if !item.image_ids.is_empty() {
-        s.images.delete_of_item(id).await?;
+        s.images.delete_of(OwnerKind::Item, id).await?;
     }
     store::delete_item(&s.db, id).await?;
     s.stock.status_changed(id).await;

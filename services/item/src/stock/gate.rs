@@ -20,7 +20,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::writer::{Record, Writer};
-use super::{Outcome, Refusal, store};
+use super::{Outcome, Refusal, RefusalReason, store};
 use crate::domain::stock::{Line, Reservation};
 
 /// KEYS: marker, then (avail, gen, inflight) per line. ARGV: qty per line, then marker TTL.
@@ -211,7 +211,7 @@ fn shortages(verdict: &[String], lines: &[Line]) -> Vec<Refusal> {
             let available = pair.get(1)?.parse().ok();
             Some(Refusal {
                 item_id: line.item_id,
-                reason: "insufficient_stock",
+                reason: RefusalReason::InsufficientStock,
                 requested: line.qty,
                 available,
             })

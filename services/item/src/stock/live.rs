@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 use super::{fold_pending, gate};
-use crate::domain::stock::{DEFAULT_HASH, PoolPolicy, Strategy, parse_policy};
+use kommerce_contracts::stock_pool::{DEFAULT_HASH, PoolKeys, PoolPolicy, Strategy, parse_policy};
 
 /// The policy in force and the hash acknowledged for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,7 @@ impl Default for Applied {
     }
 }
 
+/// The Redis names this instance uses: the contract's, and its own acknowledgement key.
 #[derive(Debug, Clone)]
 pub struct Keys {
     pub config: String,
@@ -39,10 +40,11 @@ pub struct Keys {
 }
 
 pub fn keys(redis: &Redis, pool: &str, instance: &str) -> Keys {
+    let pool = PoolKeys::new(redis.prefix(), pool);
     Keys {
-        config: redis.key(&["stockpool", pool]),
-        channel: redis.key(&["stockpool", pool, "changed"]),
-        ack: redis.key(&["stockpool", pool, "ack", instance]),
+        ack: pool.ack(instance),
+        config: pool.config,
+        channel: pool.channel,
     }
 }
 

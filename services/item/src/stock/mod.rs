@@ -25,7 +25,6 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use kommerce_kit::cache::Redis;
 use kommerce_kit::http::ApiError;
-use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -42,15 +41,8 @@ pub struct Answer {
     pub body: Value,
 }
 
-/// Why one line of a reservation cannot be had.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Refusal {
-    pub item_id: Uuid,
-    pub reason: &'static str,
-    pub requested: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub available: Option<i64>,
-}
+/// Why one line of a reservation cannot be had (the contract's type).
+pub use kommerce_contracts::item::{RefusalReason, RefusedLine as Refusal};
 
 fn reserved(r: &Reservation) -> Answer {
     Answer {

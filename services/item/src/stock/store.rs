@@ -11,7 +11,7 @@ use sqlx::{Acquire, FromRow, PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Answer, Outcome, Refusal, gate};
+use super::{Answer, Outcome, Refusal, RefusalReason, gate};
 use crate::domain::stock::{Adjust, Line, Reservation};
 
 pub async fn answer(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Answer>, ApiError> {
@@ -74,8 +74,8 @@ pub async fn precheck(db: &PgPool, id: Uuid, lines: &[Line]) -> Result<Precheck,
             .iter()
             .filter_map(|l| {
                 let reason = match found.get(&l.item_id) {
-                    None | Some((None, _) | (_, Some(true))) => "unknown_item",
-                    Some((Some(status), _)) if status != "on_sale" => "not_on_sale",
+                    None | Some((None, _) | (_, Some(true))) => RefusalReason::UnknownItem,
+                    Some((Some(status), _)) if status != "on_sale" => RefusalReason::NotOnSale,
                     Some(_) => return None,
                 };
                 Some(Refusal {
@@ -181,7 +181,7 @@ pub(crate) async fn shortages(
             let a = avail.get(&l.item_id).copied().unwrap_or(0);
             (a < i64::from(l.qty)).then_some(Refusal {
                 item_id: l.item_id,
-                reason: "insufficient_stock",
+                reason: RefusalReason::InsufficientStock,
                 requested: l.qty,
                 available: Some(a),
             })
@@ -285,7 +285,7 @@ pub async fn reserve_guarded(
                 // Stock came back between the attempt and the report: name the line that failed.
                 short.push(Refusal {
                     item_id: line.item_id,
-                    reason: "insufficient_stock",
+                    reason: RefusalReason::InsufficientStock,
                     requested: line.qty,
                     available: None,
                 });

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use kommerce_item::domain::stock::{PoolPolicy, Strategy, policy_document};
+use kommerce_contracts::stock_pool::{PoolPolicy, Strategy};
 use kommerce_item::{App, Settings};
 use kommerce_kit::HttpSettings;
 use kommerce_kit::auth::{Role, TokenSigner};
@@ -234,7 +234,7 @@ impl TestApp {
     /// Writes a stock-pool document and announces it, as the operator does; waits until this
     /// instance acknowledges its hash.
     pub async fn apply_policy(&self, policy: &PoolPolicy) -> String {
-        let doc = policy_document(policy);
+        let doc = policy.document();
         let hash = serde_json::from_str::<Value>(&doc).unwrap()["hash"]
             .as_str()
             .unwrap()
@@ -290,27 +290,7 @@ impl TestApp {
     }
 }
 
-pub async fn problem(r: Response) -> (StatusCode, Value) {
-    let status = r.status();
-    let ct = r
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    assert_eq!(ct, "application/problem+json", "status {status}");
-    (status, r.json().await.unwrap())
-}
-
-pub fn fields(p: &Value) -> Vec<String> {
-    p["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| e["field"].as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use kommerce_kit::testing::{fields, problem};
 
 fn redis_conn() -> redis::Connection {
     redis::Client::open(redis_url())

@@ -8,7 +8,7 @@ use kommerce_kit::http::{ApiError, ApiJson, path_id};
 use kommerce_kit::validate::Fields;
 use serde_json::json;
 
-use kommerce_kit::contracts::catalogue::ItemView;
+use kommerce_contracts::item::ItemView;
 
 use super::items;
 use crate::AppState;

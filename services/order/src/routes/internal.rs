@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use kommerce_contracts::order::{CartLineView, CartView, Purchased};
 use kommerce_kit::http::{ApiError, QueryParams, path_id, query_params};
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -14,10 +14,20 @@ use crate::store;
 pub async fn cart(
     State(s): State<AppState>,
     Path(user): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<CartView>, ApiError> {
     let user = path_id(&user, "cart")?;
     let lines = store::cart(&s.db, user).await?;
-    Ok(Json(json!({ "user_id": user, "lines": lines })))
+    Ok(Json(CartView {
+        user_id: user,
+        lines: lines
+            .into_iter()
+            .map(|l| CartLineView {
+                id: l.id,
+                item_id: l.item_id,
+                qty: l.qty,
+            })
+            .collect(),
+    }))
 }
 
 /// `GET /internal/v1/purchases?user_id=&item_id=`: whether the user bought the item (an order
@@ -25,7 +35,7 @@ pub async fn cart(
 pub async fn purchases(
     State(s): State<AppState>,
     q: Result<Query<QueryParams>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Purchased>, ApiError> {
     let p = query_params(q)?;
     let id = |name: &str| -> Result<Uuid, ApiError> {
         p.get(name)
@@ -34,5 +44,5 @@ pub async fn purchases(
     };
     let (user, item) = (id("user_id")?, id("item_id")?);
     let purchased = store::purchased(&s.db, user, item).await?;
-    Ok(Json(json!({ "purchased": purchased })))
+    Ok(Json(Purchased { purchased }))
 }

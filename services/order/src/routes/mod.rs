@@ -12,7 +12,7 @@ use kommerce_kit::http::ApiError;
 use uuid::Uuid;
 
 use crate::AppState;
-use kommerce_kit::contracts::catalogue::{self, ItemView};
+use kommerce_contracts::item::ItemView;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -34,5 +34,5 @@ pub fn router() -> Router<AppState> {
 
 /// The item service's view of `ids` (absent ids are simply missing from the map).
 pub(crate) async fn items(s: &AppState, ids: &[Uuid]) -> Result<HashMap<Uuid, ItemView>, ApiError> {
-    Ok(catalogue::items(&s.item, ids).await?)
+    Ok(s.item.items(ids).await?)
 }

@@ -4,13 +4,13 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use kommerce_contracts::saga::OrderCancelRequested;
 use kommerce_kit::auth::{AdminUser, AuthUser};
-use kommerce_kit::contracts::saga::OrderCancelRequested;
 use kommerce_kit::http::{
     ApiError, QueryParams, id_cursor_param, limit_param, next_id_cursor, path_id, query_params,
 };
 use kommerce_kit::messaging::{Envelope, Event, publish_in_tx};
-use kommerce_kit::saga::{self, NewStep, Step};
+use kommerce_kit::saga::{self, NewStep};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -143,11 +143,7 @@ pub async fn timeline(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let order = mine(&s, &user, &id).await?;
     let mut steps = saga::steps(&s.db, order.payment_id).await?;
-    let theirs: Vec<Step> = s
-        .pay
-        .get(&format!("/internal/v1/saga/{}", order.payment_id))
-        .await?
-        .json("pay")?;
+    let theirs = s.pay.saga_steps(order.payment_id).await?;
     steps.extend(theirs);
     steps.sort_by_key(|st| st.at);
     Ok(Json(json!({

@@ -10,34 +10,21 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use kommerce_contracts::order::CartLineView;
+use kommerce_contracts::saga::{PaidLine, PaymentCompleted};
 use kommerce_kit::auth::AuthUser;
-use kommerce_kit::contracts::catalogue;
-use kommerce_kit::contracts::saga::{PaidLine, PaymentCompleted};
 use kommerce_kit::http::{
     ApiError, ApiJson, FieldError, IdempotencyKey, QueryParams, id_cursor_param, limit_param,
     next_id_cursor, path_id, query_params,
 };
 use kommerce_kit::messaging::{Envelope, publish_in_tx};
 use rand::Rng;
-use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::domain::payment::{self, Method, PaymentBody, PaymentRequest};
 use crate::store::{self, NewPayment, Payment};
-
-#[derive(Debug, Deserialize)]
-struct CartLine {
-    id: Uuid,
-    item_id: Uuid,
-    qty: i32,
-}
-
-#[derive(Debug, Deserialize)]
-struct Cart {
-    lines: Vec<CartLine>,
-}
 
 /// The first response to a key, returned again (201) to a repeat of the same request.
 fn replay(first: &Payment, fingerprint: &str) -> Result<Response, ApiError> {
@@ -62,19 +49,15 @@ async fn priced_lines(
     user: Uuid,
     req: &PaymentRequest,
 ) -> Result<Vec<PaidLine>, ApiError> {
-    let cart: Cart = s
-        .order
-        .get(&format!("/internal/v1/carts/{user}"))
-        .await?
-        .json("order")?;
-    let mine: HashMap<Uuid, &CartLine> = cart.lines.iter().map(|l| (l.id, l)).collect();
+    let cart = s.order.cart(user).await?;
+    let mine: HashMap<Uuid, &CartLineView> = cart.lines.iter().map(|l| (l.id, l)).collect();
     let mut chosen = Vec::with_capacity(req.cart_line_ids.len());
     for id in &req.cart_line_ids {
         // Someone else's line and no line at all look the same.
         chosen.push(*mine.get(id).ok_or(ApiError::NotFound("cart line"))?);
     }
     let ids: Vec<Uuid> = chosen.iter().map(|l| l.item_id).collect();
-    let items = catalogue::items(&s.item, &ids).await?;
+    let items = s.item.items(&ids).await?;
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(chosen.len());
     for (i, line) in chosen.iter().enumerate() {
@@ -130,14 +113,9 @@ pub async fn create(
     let lines = priced_lines(&s, user.id, &req).await?;
     let address = s
         .user
-        .get(&format!(
-            "/internal/v1/users/{}/addresses/{}",
-            user.id, req.address_id
-        ))
-        .await?;
-    if !address.is_success() {
-        return Err(ApiError::NotFound("address"));
-    }
+        .address(user.id, req.address_id)
+        .await?
+        .ok_or(ApiError::NotFound("address"))?;
     let prices: Vec<(i64, i32)> = lines.iter().map(|l| (l.unit_price_minor, l.qty)).collect();
     let total = payment::total(&prices)
         .ok_or_else(|| ApiError::field("amount_minor", "the total is out of range"))?;
@@ -192,7 +170,7 @@ pub async fn create(
         amount_minor: total,
         method: req.method.as_str().to_owned(),
         lines,
-        address: address.body,
+        address,
     };
     let envelope = Envelope::new(&event).map_err(ApiError::internal)?;
     publish_in_tx(&mut tx, &s.payments_topic, &envelope).await?;

@@ -95,9 +95,9 @@ mod tests {
         let state = AppState {
             db: db.pool.clone(),
             verifier,
-            user: nowhere("user"),
-            item: nowhere("item"),
-            order: nowhere("order"),
+            user: kommerce_contracts::user::UserClient(nowhere("user")),
+            item: kommerce_contracts::item::ItemClient(nowhere("item")),
+            order: kommerce_contracts::order::OrderClient(nowhere("order")),
             payments_topic: "payments".into(),
             wallet: config::WalletSettings::default(),
             card: config::CardSettings::default(),

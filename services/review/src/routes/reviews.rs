@@ -16,46 +16,11 @@ use super::{params, path_id};
 use crate::AppState;
 use crate::domain::listing::{Cursor, Sort, limit};
 use crate::domain::review::{NewReview, NewReviewBody, Rating, ReviewPatch, ReviewPatchBody};
-use crate::peers::AttachError;
 use crate::store::{self, Review};
+use kommerce_contracts::image::OwnerKind;
 
 fn already_reviewed() -> ApiError {
     ApiError::conflict("review-exists", "you have already reviewed this item")
-}
-
-/// Attaches `images` to `review` in order; on the first refusal detaches those it attached
-/// and answers with the refused image's field.
-async fn attach_all(
-    s: &AppState,
-    images: &[(usize, Uuid)],
-    user: Uuid,
-    review: Uuid,
-) -> Result<(), ApiError> {
-    for (n, (index, image)) in images.iter().enumerate() {
-        if let Err(e) = s.images.attach(*image, user, review).await {
-            for (_, done) in &images[..n] {
-                s.images.detach(*done, review).await;
-            }
-            let field = format!("image_ids[{index}]");
-            return Err(match e {
-                AttachError::NotFound => ApiError::field(field, "no such image"),
-                AttachError::NotYours => {
-                    ApiError::field(field, "the image was uploaded by someone else")
-                }
-                AttachError::InUse => {
-                    ApiError::field(field, "the image already belongs to something else")
-                }
-                AttachError::Peer(e) => e,
-            });
-        }
-    }
-    Ok(())
-}
-
-async fn detach_all(s: &AppState, images: &[(usize, Uuid)], review: Uuid) {
-    for (_, image) in images {
-        s.images.detach(*image, review).await;
-    }
 }
 
 #[tracing::instrument(skip(s, body), fields(user = %user.id))]
@@ -76,7 +41,9 @@ pub async fn create(
     }
     let id = Uuid::now_v7();
     let images: Vec<(usize, Uuid)> = new.image_ids.iter().copied().enumerate().collect();
-    attach_all(&s, &images, user.id, id).await?;
+    s.images
+        .attach_all(&images, user.id, OwnerKind::Review, id)
+        .await?;
     let stored = async {
         let mut tx = s.db.begin().await?;
         let review = store::insert(&mut tx, id, user.id, &new).await?;
@@ -95,7 +62,7 @@ pub async fn create(
     match stored {
         Ok(review) => Ok((StatusCode::CREATED, Json(review))),
         Err(e) => {
-            detach_all(&s, &images, id).await;
+            s.images.detach_all(&images, OwnerKind::Review, id).await;
             if is_constraint(&e, "reviews_one_per_user_item") {
                 Err(already_reviewed())
             } else {
@@ -142,7 +109,9 @@ pub async fn update(
         .enumerate()
         .filter(|(_, i)| !current.image_ids.contains(i))
         .collect();
-    attach_all(&s, &added, user.id, id).await?;
+    s.images
+        .attach_all(&added, user.id, OwnerKind::Review, id)
+        .await?;
     let stored = async {
         let mut tx = s.db.begin().await?;
         let Some(old) = store::lock(&mut tx, id).await? else {
@@ -177,25 +146,23 @@ pub async fn update(
     let (old, review) = match stored {
         Ok(Some(done)) => done,
         Ok(None) => {
-            detach_all(&s, &added, id).await;
+            s.images.detach_all(&added, OwnerKind::Review, id).await;
             return Err(ApiError::NotFound("review"));
         }
         Err(e) => {
-            detach_all(&s, &added, id).await;
+            s.images.detach_all(&added, OwnerKind::Review, id).await;
             return Err(e.into());
         }
     };
     // Images the review no longer shows are deleted (idempotent; a failure leaves an orphan,
     // logged).
-    for image in old
+    let dropped: Vec<Uuid> = old
         .image_ids
         .iter()
         .filter(|i| !review.image_ids.contains(i))
-    {
-        if let Err(e) = s.images.delete(*image).await {
-            tracing::warn!(%image, error = %e, "could not delete a removed review image");
-        }
-    }
+        .copied()
+        .collect();
+    s.images.delete_each(&dropped).await;
     Ok(Json(review))
 }
 
@@ -215,7 +182,7 @@ pub async fn delete(
         ));
     }
     // Images first: if the image service is down, nothing changes (503) and a retry is safe.
-    s.images.delete_of_review(id).await?;
+    s.images.delete_of(OwnerKind::Review, id).await?;
     let mut tx = s.db.begin().await?;
     let Some(review) = store::lock(&mut tx, id).await? else {
         return Err(ApiError::NotFound("review"));

@@ -1,0 +1,226 @@
+//! The item service's internal API, as the order and pay services call it: the catalogue view
+//! of a set of items, and stock reservations (all lines or none) with their refusals.
+
+use std::collections::HashMap;
+
+use kommerce_kit::peer::{Peer, PeerError};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// An item as `GET /internal/v1/items?ids=` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemView {
+    pub id: Uuid,
+    pub name: String,
+    pub price_minor: i64,
+    pub status: String,
+    pub stock: i64,
+    pub deleted: bool,
+}
+
+impl ItemView {
+    pub fn on_sale(&self) -> bool {
+        !self.deleted && self.status == "on_sale"
+    }
+}
+
+/// The body of `GET /internal/v1/items?ids=`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemViews {
+    pub items: Vec<ItemView>,
+}
+
+/// `POST /internal/v1/stock/reservations`: reserve every line or none. The id makes it
+/// idempotent (the saga uses the payment id): a repeat gets the first answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationRequest {
+    pub reservation_id: Uuid,
+    pub lines: Vec<ReservationLine>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationLine {
+    pub item_id: Uuid,
+    /// Wide on the wire, so that an out-of-range quantity is a field error, not a parse error.
+    pub qty: i64,
+}
+
+/// Why one line cannot be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    InsufficientStock,
+    NotOnSale,
+    /// The item does not exist or was deleted.
+    UnknownItem,
+}
+
+impl RefusalReason {
+    /// The slug (`order.failed` carries it as its reason).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InsufficientStock => "insufficient_stock",
+            Self::NotOnSale => "not_on_sale",
+            Self::UnknownItem => "unknown_item",
+        }
+    }
+
+    /// What a shopper reads.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::InsufficientStock => "not enough stock for every line",
+            Self::NotOnSale => "an item is no longer on sale",
+            Self::UnknownItem => "an item no longer exists",
+        }
+    }
+}
+
+/// One refused line of a 409.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedLine {
+    pub item_id: Uuid,
+    pub reason: RefusalReason,
+    pub requested: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<i64>,
+}
+
+/// The 409 body (problem+json; the extension members are these fields). No lines: the
+/// reservation was released before it was made (a release overtook it), and stays refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationRefused {
+    pub reservation_id: Uuid,
+    pub detail: String,
+    #[serde(default)]
+    pub lines: Vec<RefusedLine>,
+}
+
+impl ReservationRefused {
+    /// The slug of why: the first refused line's reason, `cancelled` without lines.
+    pub fn reason(&self) -> &'static str {
+        self.lines
+            .first()
+            .map_or("cancelled", |l| l.reason.as_str())
+    }
+
+    /// What a shopper reads about it.
+    pub fn explanation(&self) -> String {
+        self.lines
+            .first()
+            .map_or_else(|| self.detail.clone(), |l| l.reason.detail().to_owned())
+    }
+}
+
+/// The item service's answer to a reservation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reserved {
+    Yes,
+    /// 409: nothing was reserved.
+    Refused(ReservationRefused),
+}
+
+/// Why a call was answered with something the contract does not allow.
+fn unexpected(what: &str, reply: &kommerce_kit::peer::Reply) -> PeerError {
+    PeerError::Malformed {
+        peer: "item",
+        reason: format!("answered {} to {what}", reply.status),
+    }
+}
+
+/// The item service's internal API.
+#[derive(Debug, Clone)]
+pub struct ItemClient(pub Peer);
+
+impl ItemClient {
+    /// The catalogue view of `ids` (up to 100); an unknown id is absent from the map.
+    pub async fn items(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, ItemView>, PeerError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let list: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let reply = self
+            .0
+            .get(&format!("/internal/v1/items?ids={}", list.join(",")))
+            .await?;
+        if !reply.is_success() {
+            return Err(unexpected("an items lookup", &reply));
+        }
+        let views: ItemViews = reply.json(self.0.name())?;
+        Ok(views.items.into_iter().map(|i| (i.id, i)).collect())
+    }
+
+    /// Reserves every line or none (201 or 409).
+    pub async fn reserve(&self, request: &ReservationRequest) -> Result<Reserved, PeerError> {
+        let reply = self
+            .0
+            .post("/internal/v1/stock/reservations", request)
+            .await?;
+        match reply.status.as_u16() {
+            201 => Ok(Reserved::Yes),
+            409 => Ok(Reserved::Refused(reply.json(self.0.name())?)),
+            _ => Err(unexpected("a reservation", &reply)),
+        }
+    }
+
+    /// Gives a reservation's stock back; idempotent (a repeat releases nothing twice).
+    pub async fn release(&self, reservation: Uuid) -> Result<(), PeerError> {
+        let reply = self
+            .0
+            .delete(&format!("/internal/v1/stock/reservations/{reservation}"))
+            .await?;
+        if reply.is_success() {
+            Ok(())
+        } else {
+            Err(unexpected("a release", &reply))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_reads_back_from_the_wire() {
+        let body = serde_json::json!({
+            "type": "https://kommerce.dev/problems/reservation-refused", "title": "Conflict",
+            "status": 409, "detail": "nothing was reserved",
+            "reservation_id": Uuid::nil(),
+            "lines": [{"item_id": Uuid::nil(), "reason": "not_on_sale", "requested": 2}],
+        });
+        let r: ReservationRefused = serde_json::from_value(body).expect("a refusal");
+        assert_eq!(r.lines[0].reason, RefusalReason::NotOnSale);
+        assert_eq!(r.lines[0].available, None);
+        assert_eq!(
+            RefusalReason::InsufficientStock.as_str(),
+            "insufficient_stock"
+        );
+        assert_eq!(
+            serde_json::to_value(RefusalReason::UnknownItem).expect("json"),
+            "unknown_item"
+        );
+        assert_eq!(
+            (r.reason(), r.explanation().as_str()),
+            ("not_on_sale", "an item is no longer on sale")
+        );
+    }
+
+    #[test]
+    fn a_refusal_without_lines_is_a_cancelled_reservation() {
+        let tomb: ReservationRefused = serde_json::from_value(serde_json::json!({
+            "type": "https://kommerce.dev/problems/reservation-cancelled", "status": 409,
+            "reservation_id": Uuid::nil(),
+            "detail": "this reservation was released before it was made",
+        }))
+        .expect("a refusal");
+        assert_eq!(
+            (tomb.reason(), tomb.explanation().as_str()),
+            (
+                "cancelled",
+                "this reservation was released before it was made"
+            )
+        );
+    }
+}

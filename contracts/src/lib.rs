@@ -1,0 +1,20 @@
+//! `kommerce-contracts`: what two Kommerce programs share, written once so that both sides
+//! compile against the same types and a change breaks the build instead of production.
+//!
+//! - Events: [`saga`] (pay ↔ order), [`reviews`] (review → item).
+//! - Internal APIs, one module and one client per serving service: [`item`] (catalogue view,
+//!   stock reservations), [`image`] (attach, detach, delete), [`order`] (cart, purchases),
+//!   [`user`] (addresses), [`pay`] (saga timeline).
+//! - [`stock_pool`]: the StockPool document the operator writes and the item service applies.
+//!
+//! Infrastructure (HTTP, the peer transport, messaging) is the kit's; this crate holds only
+//! the shapes and the calls.
+
+pub mod image;
+pub mod item;
+pub mod order;
+pub mod pay;
+pub mod reviews;
+pub mod saga;
+pub mod stock_pool;
+pub mod user;

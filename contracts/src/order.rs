@@ -1,0 +1,62 @@
+//! The order service's internal API: a user's cart (pay prices a checkout from it) and the
+//! verified-purchase check (review).
+
+use kommerce_kit::peer::{Peer, PeerError};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One cart line as `GET /internal/v1/carts/{user_id}` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartLineView {
+    pub id: Uuid,
+    pub item_id: Uuid,
+    pub qty: i32,
+}
+
+/// The body of `GET /internal/v1/carts/{user_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartView {
+    pub user_id: Uuid,
+    pub lines: Vec<CartLineView>,
+}
+
+/// The body of `GET /internal/v1/purchases?user_id=&item_id=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchased {
+    pub purchased: bool,
+}
+
+fn unexpected(what: &str, reply: &kommerce_kit::peer::Reply) -> PeerError {
+    PeerError::Malformed {
+        peer: "order",
+        reason: format!("answered {} to {what}", reply.status),
+    }
+}
+
+/// The order service's internal API.
+#[derive(Debug, Clone)]
+pub struct OrderClient(pub Peer);
+
+impl OrderClient {
+    pub async fn cart(&self, user: Uuid) -> Result<CartView, PeerError> {
+        let reply = self.0.get(&format!("/internal/v1/carts/{user}")).await?;
+        if !reply.is_success() {
+            return Err(unexpected("a cart lookup", &reply));
+        }
+        reply.json(self.0.name())
+    }
+
+    /// Whether `user` has a paid, not-cancelled order with a line for `item`.
+    pub async fn purchased(&self, user: Uuid, item: Uuid) -> Result<bool, PeerError> {
+        let reply = self
+            .0
+            .get(&format!(
+                "/internal/v1/purchases?user_id={user}&item_id={item}"
+            ))
+            .await?;
+        if !reply.is_success() {
+            return Err(unexpected("a purchase check", &reply));
+        }
+        Ok(reply.json::<Purchased>(self.0.name())?.purchased)
+    }
+}
