@@ -1,29 +1,30 @@
-//! Which service owns which URL prefix — the one table the local router uses, and that the
-//! Ingress rules mirror (docs/adr/0001-workspace-layout.md, ARCHITECTURE "HTTP conventions").
+//! The services `kommerce up` runs: the kit's topology table (which service owns which URL
+//! prefix, its port; the Ingress rules mirror it) plus what this command needs to run each.
 
-/// A service `kommerce up` runs.
+use kommerce_kit::topology::{self, Component};
+
+/// A service `kommerce up` runs: where it lives (the kit's [`topology`] table, which the
+/// services' default peers read too) and what this command needs to run it.
 #[derive(Debug, Clone, Copy)]
 pub struct ServiceSpec {
-    /// Short name: log tag, database suffix (`kommerce_<name>`).
-    pub name: &'static str,
+    /// Name, prefixes, port offset, callees.
+    pub component: &'static Component,
     /// The binary, built into the same target directory as `kommerce`.
     pub binary: &'static str,
-    /// Public `/api/v1` prefixes it owns. `/internal/...` is never routed.
-    pub prefixes: &'static [&'static str],
-    /// Its port is the base port plus this offset.
-    pub port_offset: u16,
-    /// Whether it signs access tokens (gets the private key).
-    pub signs_tokens: bool,
     /// Its migrations (the kit's messaging tables first where it sends or receives events),
     /// run by `kommerce migrate` and `kommerce up`.
     pub migrations: &'static [&'static sqlx::migrate::Migrator],
-    /// The services whose internal APIs it calls (it gets their URLs as `[peers]`).
-    pub calls: &'static [&'static str],
-    /// Whether it talks to Kafka (gets the broker address and the platform's Kafka namespace).
-    pub uses_kafka: bool,
     /// The largest request body it accepts with the settings `kommerce up` gives it (the
     /// defaults): the local router refuses a larger one itself, as the service would.
     pub body_limit_bytes: fn() -> usize,
+}
+
+/// `spec.name`, `spec.prefixes`, ...: a spec reads as its component.
+impl std::ops::Deref for ServiceSpec {
+    type Target = Component;
+    fn deref(&self) -> &Component {
+        self.component
+    }
 }
 
 /// The kit's body limit, which every service but image keeps.
@@ -37,72 +38,42 @@ fn image_body_limit() -> usize {
     kommerce_image::body_limit(&settings.http, settings.images.max_bytes)
 }
 
-/// Every service. A new service adds its line here.
+/// Every service, in the order of [`topology::COMPONENTS`].
 pub const SERVICES: &[ServiceSpec] = &[
     ServiceSpec {
-        name: "user",
+        component: &topology::USER,
         binary: "kommerce-user",
-        prefixes: &["/api/v1/users", "/api/v1/auth"],
-        port_offset: 1,
-        signs_tokens: true,
         migrations: kommerce_user::MIGRATIONS,
-        calls: &[],
-        uses_kafka: false,
         body_limit_bytes: kit_body_limit,
     },
     ServiceSpec {
-        name: "item",
+        component: &topology::ITEM,
         binary: "kommerce-item",
-        prefixes: &["/api/v1/items", "/api/v1/categories"],
-        port_offset: 2,
-        signs_tokens: false,
         migrations: kommerce_item::MIGRATIONS,
-        calls: &["image"],
-        uses_kafka: true,
         body_limit_bytes: kit_body_limit,
     },
     ServiceSpec {
-        name: "order",
+        component: &topology::ORDER,
         binary: "kommerce-order",
-        prefixes: &["/api/v1/cart", "/api/v1/orders"],
-        port_offset: 3,
-        signs_tokens: false,
         migrations: kommerce_order::MIGRATIONS,
-        calls: &["item", "pay"],
-        uses_kafka: true,
         body_limit_bytes: kit_body_limit,
     },
     ServiceSpec {
-        name: "pay",
+        component: &topology::PAY,
         binary: "kommerce-pay",
-        prefixes: &["/api/v1/payments", "/api/v1/wallet"],
-        port_offset: 4,
-        signs_tokens: false,
         migrations: kommerce_pay::MIGRATIONS,
-        calls: &["user", "item", "order"],
-        uses_kafka: true,
         body_limit_bytes: kit_body_limit,
     },
     ServiceSpec {
-        name: "review",
+        component: &topology::REVIEW,
         binary: "kommerce-review",
-        prefixes: &["/api/v1/reviews"],
-        port_offset: 5,
-        signs_tokens: false,
         migrations: kommerce_review::MIGRATIONS,
-        calls: &["order", "image"],
-        uses_kafka: true,
         body_limit_bytes: kit_body_limit,
     },
     ServiceSpec {
-        name: "image",
+        component: &topology::IMAGE,
         binary: "kommerce-image",
-        prefixes: &["/api/v1/images"],
-        port_offset: 6,
-        signs_tokens: false,
         migrations: kommerce_image::MIGRATIONS,
-        calls: &[],
-        uses_kafka: false,
         body_limit_bytes: image_body_limit,
     },
 ];
@@ -166,19 +137,8 @@ mod tests {
     }
 
     #[test]
-    fn prefixes_and_ports_are_unique() {
-        let mut prefixes: Vec<_> = SERVICES.iter().flat_map(|s| s.prefixes.iter()).collect();
-        let n = prefixes.len();
-        prefixes.sort();
-        prefixes.dedup();
-        assert_eq!(prefixes.len(), n);
-        let mut ports: Vec<_> = SERVICES.iter().map(|s| s.port_offset).collect();
-        ports.sort_unstable();
-        ports.dedup();
-        assert_eq!(ports.len(), SERVICES.len());
-        assert!(
-            SERVICES.iter().all(|s| s.port_offset > 0),
-            "offset 0 is the router's port"
-        );
+    fn every_component_is_run_once() {
+        let run: Vec<_> = SERVICES.iter().map(|s| *s.component).collect();
+        assert_eq!(run, topology::COMPONENTS);
     }
 }

@@ -156,7 +156,7 @@ impl KafkaSettings {
 }
 
 /// `[peers]`: where the other services' internal APIs are. The defaults are the ports
-/// `kommerce up` gives them; in a cluster they are Service names set by the chart.
+/// `kommerce up` gives them (from [`crate::topology`]); in a cluster they are Service names set by the chart.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PeersSettings {
@@ -172,14 +172,14 @@ pub struct PeersSettings {
 
 impl Default for PeersSettings {
     fn default() -> Self {
-        let local = |port: u16| format!("http://127.0.0.1:{port}");
+        use crate::topology::{IMAGE, ITEM, ORDER, PAY, REVIEW, USER};
         Self {
-            user: local(8081),
-            item: local(8082),
-            order: local(8083),
-            pay: local(8084),
-            review: local(8085),
-            image: local(8086),
+            user: USER.local_url(),
+            item: ITEM.local_url(),
+            order: ORDER.local_url(),
+            pay: PAY.local_url(),
+            review: REVIEW.local_url(),
+            image: IMAGE.local_url(),
             timeout_ms: 5_000,
         }
     }

@@ -20,6 +20,7 @@ pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod topology;
 pub mod validate;
 pub mod workers;
 
