@@ -10,10 +10,11 @@
 //! - `reservation`: an atomic Redis script is the gate ([`gate`]), the reservation commits as
 //!   ledger rows only (no hot-row update), and a folder applies them to `items.stock` in batches.
 //!   Redis counters never exceed the truth: every PostgreSQL stock change is bracketed by
-//!   [`gate::begin`] (decrements take their units before the commit) and [`gate::end`]
+//!   [`counters::begin`] (decrements take their units before the commit) and [`counters::end`]
 //!   (increments give theirs after it), and reconcile refuses to overwrite a counter that
 //!   changed or has work in flight since it read PostgreSQL.
 
+pub mod counters;
 pub mod gate;
 pub mod live;
 pub mod lock;
@@ -204,7 +205,7 @@ impl Stock {
 
     /// An item's status changed or it was deleted: the gate must ask PostgreSQL again.
     pub async fn status_changed(&self, item: Uuid) {
-        gate::forget(&self.redis, item).await;
+        counters::forget(&self.redis, item).await;
     }
 
     async fn invalidate(&self, lines: &[Line]) {

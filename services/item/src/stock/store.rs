@@ -11,7 +11,7 @@ use sqlx::{Acquire, FromRow, PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Answer, Outcome, Refusal, RefusalReason, gate};
+use super::{Answer, Outcome, Refusal, RefusalReason, counters};
 use crate::domain::stock::{Adjust, Line, Reservation};
 
 pub async fn answer(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Answer>, ApiError> {
@@ -294,13 +294,13 @@ pub async fn reserve_guarded(
         }
     }
     record_lines(&mut tx, r, true).await?;
-    let promised = gate::begin(redis, &r.lines, true).await?;
+    let promised = counters::begin(redis, &r.lines, true).await?;
     if !promised.is_empty() {
         tx.rollback().await?;
         return Ok(Outcome::Short(promised));
     }
     let committed = tx.commit().await;
-    gate::end(redis, &r.lines, committed.is_err()).await;
+    counters::end(redis, &r.lines, committed.is_err()).await;
     committed?;
     Ok(Outcome::Reserved)
 }
@@ -360,9 +360,9 @@ pub async fn release(
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            gate::begin(redis, &lines, false).await?;
+            counters::begin(redis, &lines, false).await?;
             let committed = tx.commit().await;
-            gate::end(redis, &lines, committed.is_ok()).await;
+            counters::end(redis, &lines, committed.is_ok()).await;
             committed?;
             Ok(Some(lines))
         }
@@ -406,7 +406,7 @@ pub async fn adjust(db: &PgPool, redis: &Redis, item: Uuid, a: &Adjust) -> Resul
         .execute(&mut *tx)
         .await?;
     let taking = a.delta < 0;
-    if !gate::begin(redis, &[line], taking).await?.is_empty() {
+    if !counters::begin(redis, &[line], taking).await?.is_empty() {
         return Err(ApiError::conflict(
             "insufficient-stock",
             "those units are promised to reservations in flight",
@@ -414,7 +414,7 @@ pub async fn adjust(db: &PgPool, redis: &Redis, item: Uuid, a: &Adjust) -> Resul
     }
     let committed = tx.commit().await;
     // Give back a decrement that did not commit, or an increment that did.
-    gate::end(redis, &[line], committed.is_ok() != taking).await;
+    counters::end(redis, &[line], committed.is_ok() != taking).await;
     committed?;
     Ok(i64::from(stock))
 }
