@@ -203,11 +203,32 @@ impl GroupContext {
     }
 }
 
+/// What became of a message.
 enum Outcome {
     Applied,
     Duplicate,
     /// Messages before this one were never applied: the consumer goes back.
     Rewound(Sought),
+}
+
+/// Why an attempt at a message did not finish.
+enum Interrupted {
+    /// The handler or the database failed: retried, or dead-lettered.
+    Failed(HandlerError),
+    /// A failpoint simulated a killed process.
+    Crashed(Failpoint),
+}
+
+impl From<HandlerError> for Interrupted {
+    fn from(e: HandlerError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl From<sqlx::Error> for Interrupted {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Failed(e.into())
+    }
 }
 
 /// One consumer group member over `topics`, applying events with `handler`.
@@ -375,14 +396,16 @@ impl<H: Handler> Consumer<H> {
                     metrics::counter!("messaging_events_total", "consumer" => self.group.clone(), "topic" => topic, "outcome" => label).increment(1);
                     return Ok(outcome);
                 }
-                Err(Err(crash)) => return Err(crash),
-                Err(Ok(HandlerError::Permanent(reason))) => {
+                Err(Interrupted::Crashed(point)) => return Err(ConsumerError::Crashed(point)),
+                Err(Interrupted::Failed(HandlerError::Permanent(reason))) => {
                     return self.dead_letter(msg, &reason, attempt).await;
                 }
-                Err(Ok(HandlerError::Transient(e))) if attempt >= self.settings.max_attempts => {
+                Err(Interrupted::Failed(HandlerError::Transient(e)))
+                    if attempt >= self.settings.max_attempts =>
+                {
                     return self.dead_letter(msg, &e.to_string(), attempt).await;
                 }
-                Err(Ok(HandlerError::Transient(e))) => {
+                Err(Interrupted::Failed(HandlerError::Transient(e))) => {
                     metrics::counter!("messaging_retries_total", "consumer" => self.group.clone(), "topic" => topic.clone()).increment(1);
                     tracing::warn!(attempt, error = %e, "handler failed; retrying");
                     tokio::time::sleep(backoff(&self.settings, attempt)).await;
@@ -431,18 +454,15 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// One attempt, in one transaction: the partition's stored position (locked), the inbox row,
-    /// the handler, the position moved past the message. The outer `Err` is a handler error
-    /// (retry or dead-letter), the inner one a simulated crash.
+    /// the handler, the position moved past the message.
     async fn apply(
         &self,
         msg: &BorrowedMessage<'_>,
         envelope: &Envelope,
-    ) -> Result<Outcome, Result<HandlerError, ConsumerError>> {
+    ) -> Result<Outcome, Interrupted> {
         let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
-        let mut tx = self.db.begin().await.map_err(|e| Ok(e.into()))?;
-        let stored = position::lock(&mut *tx, &self.group, topic, partition)
-            .await
-            .map_err(|e| Ok(e.into()))?;
+        let mut tx = self.db.begin().await?;
+        let stored = position::lock(&mut *tx, &self.group, topic, partition).await?;
         match position::judge(stored, offset, self.sought(msg)) {
             Verdict::Apply => {}
             Verdict::Behind => {
@@ -467,12 +487,11 @@ impl<H: Handler> Consumer<H> {
         .bind(partition)
         .bind(offset)
         .execute(&mut *tx)
-        .await
-        .map_err(|e| Ok(e.into()))?
+        .await?
         .rows_affected()
             == 1;
         if fresh {
-            self.handler.handle(&mut tx, envelope).await.map_err(Ok)?;
+            self.handler.handle(&mut tx, envelope).await?;
         } else {
             // The same event again at a new offset (a relay re-sent it): nothing to apply, but
             // the position moves past it.
@@ -483,17 +502,15 @@ impl<H: Handler> Consumer<H> {
             "failpoint ConsumerPanic: the consumer task dies mid-message"
         );
         if self.hooks.fires(Failpoint::ConsumerBeforeCommit) {
-            return Err(Err(ConsumerError::Crashed(Failpoint::ConsumerBeforeCommit)));
+            return Err(Interrupted::Crashed(Failpoint::ConsumerBeforeCommit));
         }
-        position::advance(&mut *tx, &self.group, topic, partition, offset + 1)
-            .await
-            .map_err(|e| Ok(e.into()))?;
-        tx.commit().await.map_err(|e| Ok(e.into()))?;
+        position::advance(&mut *tx, &self.group, topic, partition, offset + 1).await?;
+        tx.commit().await?;
         if let Ok(mut sought) = self.sought.lock() {
             sought.remove(&(topic.to_owned(), partition));
         }
         if self.hooks.fires(Failpoint::ConsumerAfterCommit) {
-            return Err(Err(ConsumerError::Crashed(Failpoint::ConsumerAfterCommit)));
+            return Err(Interrupted::Crashed(Failpoint::ConsumerAfterCommit));
         }
         Ok(if fresh {
             Outcome::Applied
