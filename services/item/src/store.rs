@@ -1,7 +1,7 @@
 //! Catalogue queries: categories and items.
 
+use kommerce_kit::db::StoreError;
 use kommerce_kit::db::is_constraint;
-use kommerce_kit::http::ApiError;
 use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
 use time::OffsetDateTime;
@@ -44,7 +44,7 @@ pub fn tree(rows: &[Category]) -> Vec<CategoryNode> {
     children(rows, None)
 }
 
-pub async fn categories(db: &PgPool) -> Result<Vec<Category>, ApiError> {
+pub async fn categories(db: &PgPool) -> Result<Vec<Category>, StoreError> {
     Ok(
         sqlx::query_as::<_, Category>("SELECT id, parent_id, name FROM categories")
             .fetch_all(db)
@@ -52,20 +52,20 @@ pub async fn categories(db: &PgPool) -> Result<Vec<Category>, ApiError> {
     )
 }
 
-fn category_error(e: sqlx::Error) -> ApiError {
+fn category_error(e: sqlx::Error) -> StoreError {
     if is_constraint(&e, "categories_sibling_name_key") {
-        ApiError::conflict(
+        StoreError::conflict(
             "category-exists",
             "a sibling category already has this name",
         )
     } else if is_constraint(&e, "categories_parent_id_fkey") {
-        ApiError::field("parent_id", "no such category")
+        StoreError::invalid("parent_id", "no such category")
     } else {
         e.into()
     }
 }
 
-pub async fn create_category(db: &PgPool, c: &NewCategory) -> Result<Category, ApiError> {
+pub async fn create_category(db: &PgPool, c: &NewCategory) -> Result<Category, StoreError> {
     sqlx::query_as::<_, Category>("INSERT INTO categories (id, parent_id, name) VALUES ($1, $2, $3) RETURNING id, parent_id, name")
         .bind(Uuid::now_v7())
         .bind(c.parent_id)
@@ -79,7 +79,7 @@ pub async fn update_category(
     db: &PgPool,
     id: Uuid,
     p: &CategoryPatch,
-) -> Result<Category, ApiError> {
+) -> Result<Category, StoreError> {
     let mut tx = db.begin().await?;
     // Serialise tree changes, so two concurrent moves cannot build a cycle together.
     sqlx::query("LOCK TABLE categories IN SHARE ROW EXCLUSIVE MODE")
@@ -96,7 +96,7 @@ pub async fn update_category(
         .fetch_one(&mut *tx)
         .await?;
         if cycle {
-            return Err(ApiError::field(
+            return Err(StoreError::invalid(
                 "parent_id",
                 "would put the category inside itself",
             ));
@@ -114,13 +114,13 @@ pub async fn update_category(
     .fetch_optional(&mut *tx)
     .await
     .map_err(category_error)?
-    .ok_or(ApiError::NotFound("category"))?;
+    .ok_or(StoreError::NotFound("category"))?;
     tx.commit().await?;
     Ok(updated)
 }
 
 /// Deletes an empty category: no sub-categories, no items (deleted items keep their category).
-pub async fn delete_category(db: &PgPool, id: Uuid) -> Result<(), ApiError> {
+pub async fn delete_category(db: &PgPool, id: Uuid) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     let found: Option<(bool, bool)> = sqlx::query_as(
         "SELECT EXISTS (SELECT 1 FROM categories WHERE parent_id = $1), \
@@ -130,12 +130,12 @@ pub async fn delete_category(db: &PgPool, id: Uuid) -> Result<(), ApiError> {
     .fetch_optional(&mut *tx)
     .await?;
     match found {
-        None => Err(ApiError::NotFound("category")),
-        Some((true, _)) => Err(ApiError::conflict(
+        None => Err(StoreError::NotFound("category")),
+        Some((true, _)) => Err(StoreError::conflict(
             "category-not-empty",
             "the category has sub-categories",
         )),
-        Some((_, true)) => Err(ApiError::conflict(
+        Some((_, true)) => Err(StoreError::conflict(
             "category-not-empty",
             "the category has items",
         )),
@@ -177,15 +177,15 @@ const ITEM_COLUMNS: &str = "items.id, items.name, items.description, items.price
      items.status, items.image_ids, items.rating_avg, items.rating_count, items.sold_count, \
      items.created_at, items.updated_at, items.deleted_at";
 
-fn item_error(e: sqlx::Error) -> ApiError {
+fn item_error(e: sqlx::Error) -> StoreError {
     if is_constraint(&e, "items_category_id_fkey") {
-        ApiError::field("category_id", "no such category")
+        StoreError::invalid("category_id", "no such category")
     } else {
         e.into()
     }
 }
 
-pub async fn create_item(db: &PgPool, id: Uuid, i: &NewItem) -> Result<Item, ApiError> {
+pub async fn create_item(db: &PgPool, id: Uuid, i: &NewItem) -> Result<Item, StoreError> {
     let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO items (id, name, description, price_minor, category_id, status, stock, image_ids) \
@@ -210,10 +210,10 @@ pub async fn create_item(db: &PgPool, id: Uuid, i: &NewItem) -> Result<Item, Api
             .await?;
     }
     tx.commit().await?;
-    item(db, id).await?.ok_or(ApiError::NotFound("item"))
+    item(db, id).await?.ok_or(StoreError::NotFound("item"))
 }
 
-pub async fn item(db: &PgPool, id: Uuid) -> Result<Option<Item>, ApiError> {
+pub async fn item(db: &PgPool, id: Uuid) -> Result<Option<Item>, StoreError> {
     Ok(sqlx::query_as::<_, Item>(&format!(
         "SELECT {ITEM_COLUMNS}, {AVAILABLE} AS stock FROM items WHERE id = $1"
     ))
@@ -222,7 +222,7 @@ pub async fn item(db: &PgPool, id: Uuid) -> Result<Option<Item>, ApiError> {
     .await?)
 }
 
-pub async fn update_item(db: &PgPool, id: Uuid, p: &ItemPatch) -> Result<Item, ApiError> {
+pub async fn update_item(db: &PgPool, id: Uuid, p: &ItemPatch) -> Result<Item, StoreError> {
     let updated = sqlx::query(
         "UPDATE items SET name = COALESCE($2, name), description = COALESCE($3, description), \
          price_minor = COALESCE($4, price_minor), category_id = COALESCE($5, category_id), \
@@ -241,26 +241,26 @@ pub async fn update_item(db: &PgPool, id: Uuid, p: &ItemPatch) -> Result<Item, A
     .map_err(item_error)?
     .rows_affected();
     if updated == 0 {
-        return Err(ApiError::NotFound("item"));
+        return Err(StoreError::NotFound("item"));
     }
-    item(db, id).await?.ok_or(ApiError::NotFound("item"))
+    item(db, id).await?.ok_or(StoreError::NotFound("item"))
 }
 
 /// Soft delete: the item leaves every listing; its id still resolves (old orders show it).
-pub async fn delete_item(db: &PgPool, id: Uuid) -> Result<(), ApiError> {
+pub async fn delete_item(db: &PgPool, id: Uuid) -> Result<(), StoreError> {
     let deleted = sqlx::query("UPDATE items SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL")
         .bind(id)
         .execute(db)
         .await?
         .rows_affected();
     if deleted == 0 {
-        Err(ApiError::NotFound("item"))
+        Err(StoreError::NotFound("item"))
     } else {
         Ok(())
     }
 }
 
-pub async fn items_by_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<Item>, ApiError> {
+pub async fn items_by_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<Item>, StoreError> {
     Ok(sqlx::query_as::<_, Item>(&format!(
         "SELECT {ITEM_COLUMNS}, {AVAILABLE} AS stock FROM items WHERE id = ANY($1) ORDER BY id"
     ))
@@ -285,8 +285,12 @@ pub fn cursor_of(sort: Sort, item: &Item) -> Cursor {
     Cursor { k, id: item.id }
 }
 
-fn bind_cursor(b: &mut QueryBuilder<'_, Postgres>, sort: Sort, c: &Cursor) -> Result<(), ApiError> {
-    let bad = || ApiError::field("cursor", "does not belong to this sort order");
+fn bind_cursor(
+    b: &mut QueryBuilder<'_, Postgres>,
+    sort: Sort,
+    c: &Cursor,
+) -> Result<(), StoreError> {
+    let bad = || StoreError::invalid("cursor", "does not belong to this sort order");
     let op = if sort.ascending() { ">" } else { "<" };
     b.push(format!(" AND ({}, items.id) {op} (", sort.column()));
     match sort {
@@ -312,7 +316,7 @@ fn bind_cursor(b: &mut QueryBuilder<'_, Postgres>, sort: Sort, c: &Cursor) -> Re
 }
 
 /// One page of the public listing and the cursor of the next page.
-pub async fn list(db: &PgPool, q: &ListQuery) -> Result<(Vec<Item>, Option<String>), ApiError> {
+pub async fn list(db: &PgPool, q: &ListQuery) -> Result<(Vec<Item>, Option<String>), StoreError> {
     let mut b = QueryBuilder::<Postgres>::new(format!(
         "SELECT {ITEM_COLUMNS}, {AVAILABLE} AS stock FROM items WHERE items.deleted_at IS NULL AND items.status <> 'hidden'"
     ));

@@ -113,3 +113,37 @@ mod tests {
         );
     }
 }
+
+/// Why a store did not do what it was asked: what the data says (no such row, a conflict with
+/// what is stored, a value that names something that does not exist) or the database itself.
+/// A store returns this, or `sqlx::Error` when the database is its only failure — never an
+/// HTTP type; the HTTP edge converts it (`From<StoreError> for ApiError`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness or a limit: `slug` names the problem type.
+    #[error("{detail}")]
+    Conflict { slug: &'static str, detail: String },
+    /// A value of the request refers to something that is not there (a parent, a category).
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    pub fn conflict(slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            slug,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

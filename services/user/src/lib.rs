@@ -124,5 +124,5 @@ pub async fn create_admin(
         phone: phone.to_owned(),
     })?;
     let hash = passwords::hash(&new.password).await?;
-    store::ensure_admin(db, &new, &hash).await
+    Ok(store::ensure_admin(db, &new, &hash).await?)
 }

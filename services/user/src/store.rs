@@ -3,8 +3,8 @@
 //! serialised and the "at most 20" and "exactly one default" rules cannot race.
 
 use kommerce_kit::auth::Role;
+use kommerce_kit::db::StoreError;
 use kommerce_kit::db::is_constraint;
-use kommerce_kit::http::ApiError;
 use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
@@ -101,7 +101,7 @@ pub async fn insert_user(
     new: &NewUser,
     password_hash: &str,
     role: Role,
-) -> Result<User, ApiError> {
+) -> Result<User, StoreError> {
     sqlx::query_as::<_, User>(&format!(
         "INSERT INTO users (id, email, password_hash, name, phone, role) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
@@ -116,7 +116,7 @@ pub async fn insert_user(
     .await
     .map_err(|e| {
         if is_constraint(&e, "users_email_key") {
-            ApiError::conflict("email-taken", "an account with this e-mail already exists")
+            StoreError::conflict("email-taken", "an account with this e-mail already exists")
         } else {
             e.into()
         }
@@ -126,7 +126,7 @@ pub async fn insert_user(
 pub async fn credentials_by_email(
     db: &PgPool,
     email: &Email,
-) -> Result<Option<Credentials>, ApiError> {
+) -> Result<Option<Credentials>, StoreError> {
     Ok(
         sqlx::query_as::<_, Credentials>("SELECT id, password_hash FROM users WHERE email = $1")
             .bind(email.as_str())
@@ -135,7 +135,7 @@ pub async fn credentials_by_email(
     )
 }
 
-pub async fn password_hash(db: &PgPool, user: Uuid) -> Result<Option<String>, ApiError> {
+pub async fn password_hash(db: &PgPool, user: Uuid) -> Result<Option<String>, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
             .bind(user)
@@ -144,7 +144,7 @@ pub async fn password_hash(db: &PgPool, user: Uuid) -> Result<Option<String>, Ap
     )
 }
 
-pub async fn user(db: &PgPool, id: Uuid) -> Result<Option<User>, ApiError> {
+pub async fn user(db: &PgPool, id: Uuid) -> Result<Option<User>, StoreError> {
     Ok(
         sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(id)
@@ -159,7 +159,7 @@ pub async fn update_profile(
     name: Option<&str>,
     phone: Option<&Phone>,
     password_hash: Option<&str>,
-) -> Result<Option<User>, ApiError> {
+) -> Result<Option<User>, StoreError> {
     Ok(sqlx::query_as::<_, User>(&format!(
         "UPDATE users SET name = COALESCE($2, name), phone = COALESCE($3, phone), \
          password_hash = COALESCE($4, password_hash), updated_at = now() \
@@ -179,7 +179,7 @@ pub async fn ensure_admin(
     db: &PgPool,
     new: &NewUser,
     password_hash: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     let created: bool = sqlx::query_scalar(
         "INSERT INTO users (id, email, password_hash, name, phone, role) \
          VALUES ($1, $2, $3, $4, $5, 'admin') \
@@ -197,16 +197,16 @@ pub async fn ensure_admin(
 }
 
 /// Locks the user's row for the rest of the transaction; `NotFound` if the user is gone.
-async fn lock_user(tx: &mut Transaction<'_, Postgres>, user: Uuid) -> Result<(), ApiError> {
+async fn lock_user(tx: &mut Transaction<'_, Postgres>, user: Uuid) -> Result<(), StoreError> {
     sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
         .bind(user)
         .fetch_optional(&mut **tx)
         .await?
         .map(drop)
-        .ok_or(ApiError::NotFound("user"))
+        .ok_or(StoreError::NotFound("user"))
 }
 
-pub async fn addresses(db: &PgPool, user: Uuid) -> Result<Vec<Address>, ApiError> {
+pub async fn addresses(db: &PgPool, user: Uuid) -> Result<Vec<Address>, StoreError> {
     Ok(sqlx::query_as::<_, Address>(&format!(
         "SELECT {ADDRESS_COLUMNS} FROM addresses WHERE user_id = $1 \
          ORDER BY is_default DESC, last_used_at DESC, id"
@@ -216,7 +216,7 @@ pub async fn addresses(db: &PgPool, user: Uuid) -> Result<Vec<Address>, ApiError
     .await?)
 }
 
-pub async fn address(db: &PgPool, user: Uuid, id: Uuid) -> Result<Option<Address>, ApiError> {
+pub async fn address(db: &PgPool, user: Uuid, id: Uuid) -> Result<Option<Address>, StoreError> {
     Ok(sqlx::query_as::<_, Address>(&format!(
         "SELECT {ADDRESS_COLUMNS} FROM addresses WHERE user_id = $1 AND id = $2"
     ))
@@ -227,7 +227,11 @@ pub async fn address(db: &PgPool, user: Uuid, id: Uuid) -> Result<Option<Address
 }
 
 /// Adds an address. The first one becomes the default; a later one does when asked to.
-pub async fn create_address(db: &PgPool, user: Uuid, a: &NewAddress) -> Result<Address, ApiError> {
+pub async fn create_address(
+    db: &PgPool,
+    user: Uuid,
+    a: &NewAddress,
+) -> Result<Address, StoreError> {
     let mut tx = db.begin().await?;
     lock_user(&mut tx, user).await?;
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM addresses WHERE user_id = $1")
@@ -235,7 +239,7 @@ pub async fn create_address(db: &PgPool, user: Uuid, a: &NewAddress) -> Result<A
         .fetch_one(&mut *tx)
         .await?;
     if count >= MAX_ADDRESSES {
-        return Err(ApiError::conflict(
+        return Err(StoreError::conflict(
             "address-limit",
             format!("a user can keep at most {MAX_ADDRESSES} addresses"),
         ));
@@ -267,7 +271,7 @@ pub async fn create_address(db: &PgPool, user: Uuid, a: &NewAddress) -> Result<A
     Ok(created)
 }
 
-async fn clear_default(tx: &mut Transaction<'_, Postgres>, user: Uuid) -> Result<(), ApiError> {
+async fn clear_default(tx: &mut Transaction<'_, Postgres>, user: Uuid) -> Result<(), StoreError> {
     sqlx::query("UPDATE addresses SET is_default = false WHERE user_id = $1 AND is_default")
         .bind(user)
         .execute(&mut **tx)
@@ -280,7 +284,7 @@ pub async fn update_address(
     user: Uuid,
     id: Uuid,
     patch: AddressPatch,
-) -> Result<Address, ApiError> {
+) -> Result<Address, StoreError> {
     let mut tx = db.begin().await?;
     lock_user(&mut tx, user).await?;
     let current = sqlx::query_as::<_, Address>(&format!(
@@ -290,7 +294,7 @@ pub async fn update_address(
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(ApiError::NotFound("address"))?;
+    .ok_or(StoreError::NotFound("address"))?;
     let a = current.patched(patch);
     let updated = sqlx::query_as::<_, Address>(&format!(
         "UPDATE addresses SET label = $3, recipient = $4, phone = $5, line1 = $6, line2 = $7, \
@@ -315,7 +319,7 @@ pub async fn update_address(
 }
 
 /// Makes `id` the user's default address, in one transaction.
-pub async fn set_default(db: &PgPool, user: Uuid, id: Uuid) -> Result<Address, ApiError> {
+pub async fn set_default(db: &PgPool, user: Uuid, id: Uuid) -> Result<Address, StoreError> {
     let mut tx = db.begin().await?;
     lock_user(&mut tx, user).await?;
     clear_default(&mut tx, user).await?;
@@ -327,14 +331,14 @@ pub async fn set_default(db: &PgPool, user: Uuid, id: Uuid) -> Result<Address, A
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(ApiError::NotFound("address"))?;
+    .ok_or(StoreError::NotFound("address"))?;
     tx.commit().await?;
     Ok(updated)
 }
 
 /// Deletes an address; if it was the default, the most recently used remaining address
 /// becomes the default.
-pub async fn delete_address(db: &PgPool, user: Uuid, id: Uuid) -> Result<(), ApiError> {
+pub async fn delete_address(db: &PgPool, user: Uuid, id: Uuid) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     lock_user(&mut tx, user).await?;
     let was_default: bool = sqlx::query_scalar(
@@ -344,7 +348,7 @@ pub async fn delete_address(db: &PgPool, user: Uuid, id: Uuid) -> Result<(), Api
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(ApiError::NotFound("address"))?;
+    .ok_or(StoreError::NotFound("address"))?;
     if was_default {
         sqlx::query(
             "UPDATE addresses SET is_default = true WHERE id = (SELECT id FROM addresses \

@@ -66,7 +66,7 @@ pub async fn create(
         Ok(item) => item,
         Err(e) => {
             s.images.detach_all(&images, OwnerKind::Item, id).await;
-            return Err(e);
+            return Err(e.into());
         }
     };
     let location = format!("/api/v1/items/{}", item.id);
@@ -113,7 +113,7 @@ pub async fn update(
         Ok(item) => item,
         Err(e) => {
             s.images.detach_all(&added, OwnerKind::Item, id).await;
-            return Err(e);
+            return Err(e.into());
         }
     };
     let dropped: Vec<Uuid> = before

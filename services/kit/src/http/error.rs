@@ -118,6 +118,19 @@ pub enum ApiError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// 404, 409, 422 naming the field, or the database's 500/503.
+impl From<crate::db::StoreError> for ApiError {
+    fn from(e: crate::db::StoreError) -> Self {
+        use crate::db::StoreError;
+        match e {
+            StoreError::NotFound(what) => Self::NotFound(what),
+            StoreError::Conflict { slug, detail } => Self::Conflict { slug, detail },
+            StoreError::Invalid { field, message } => Self::field(field, message),
+            StoreError::Db(e) => e.into(),
+        }
+    }
+}
+
 impl ApiError {
     pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Internal(e.into())
@@ -273,6 +286,26 @@ mod tests {
         assert_eq!(v["type"], "https://kommerce.dev/problems/validation");
         assert_eq!(v["errors"][0]["field"], "email");
         assert_eq!(v["errors"][1]["field"], "phone");
+    }
+
+    #[tokio::test]
+    async fn a_store_refusal_becomes_its_status() {
+        use crate::db::StoreError;
+        let (status, _, v) = body(StoreError::NotFound("address").into()).await;
+        assert_eq!(
+            (status.as_u16(), v["detail"].as_str()),
+            (404, Some("address not found"))
+        );
+        let (status, _, v) =
+            body(StoreError::conflict("email-taken", "an account exists").into()).await;
+        assert_eq!(status, 409);
+        assert_eq!(v["type"], "https://kommerce.dev/problems/email-taken");
+        let (status, _, v) =
+            body(StoreError::invalid("parent_id", "no such category").into()).await;
+        assert_eq!(status, 422);
+        assert_eq!(v["errors"][0]["field"], "parent_id");
+        let (status, _, _) = body(StoreError::Db(sqlx::Error::PoolTimedOut).into()).await;
+        assert_eq!(status, 503);
     }
 
     #[tokio::test]
