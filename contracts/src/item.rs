@@ -7,12 +7,14 @@ use kommerce_kit::peer::{Peer, PeerError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::money::{Money, Quantity};
+
 /// An item as `GET /internal/v1/items?ids=` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemView {
     pub id: Uuid,
     pub name: String,
-    pub price_minor: i64,
+    pub price_minor: Money,
     pub status: String,
     pub stock: i64,
     pub deleted: bool,
@@ -82,7 +84,7 @@ impl RefusalReason {
 pub struct RefusedLine {
     pub item_id: Uuid,
     pub reason: RefusalReason,
-    pub requested: i32,
+    pub requested: Quantity,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available: Option<i64>,
 }

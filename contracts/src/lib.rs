@@ -5,6 +5,7 @@
 //! - Internal APIs, one module and one client per serving service: [`item`] (catalogue view,
 //!   stock reservations), [`image`] (attach, detach, delete), [`order`] (cart, purchases),
 //!   [`user`] (addresses), [`pay`] (saga timeline).
+//! - [`money`]: `Money` and `Quantity`, checked arithmetic, plain integers on the wire.
 //! - [`stock_pool`]: the StockPool document the operator writes and the item service applies.
 //!
 //! Infrastructure (HTTP, the peer transport, messaging) is the kit's; this crate holds only
@@ -12,6 +13,7 @@
 
 pub mod image;
 pub mod item;
+pub mod money;
 pub mod order;
 pub mod pay;
 pub mod reviews;

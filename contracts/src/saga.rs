@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::money::{Money, Quantity};
+
 use kommerce_kit::messaging::Event;
 
 /// pay publishes here: `payment.completed`, `payment.cancelled`, `payment.refunded`.
@@ -16,8 +18,8 @@ pub const ORDERS_TOPIC: &str = "orders";
 pub struct PaidLine {
     pub item_id: Uuid,
     pub name: String,
-    pub unit_price_minor: i64,
-    pub qty: i32,
+    pub unit_price_minor: Money,
+    pub qty: Quantity,
 }
 
 /// The payment is charged and waits for its order.
@@ -25,7 +27,7 @@ pub struct PaidLine {
 pub struct PaymentCompleted {
     pub payment_id: Uuid,
     pub user_id: Uuid,
-    pub amount_minor: i64,
+    pub amount_minor: Money,
     pub method: String,
     pub lines: Vec<PaidLine>,
     /// The shipping address as it was at payment (a snapshot, not a reference).
@@ -38,7 +40,7 @@ pub struct PaymentCancelled {
     pub payment_id: Uuid,
     pub user_id: Uuid,
     pub reason: String,
-    pub refunded_minor: i64,
+    pub refunded_minor: Money,
 }
 
 /// A cancelled order's payment was refunded.
@@ -47,7 +49,7 @@ pub struct PaymentRefunded {
     pub payment_id: Uuid,
     pub order_id: Uuid,
     pub user_id: Uuid,
-    pub refunded_minor: i64,
+    pub refunded_minor: Money,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +57,7 @@ pub struct OrderCreated {
     pub order_id: Uuid,
     pub payment_id: Uuid,
     pub user_id: Uuid,
-    pub total_minor: i64,
+    pub total_minor: Money,
 }
 
 /// No order: stock was short or an item is gone. `reason` is a slug

@@ -232,7 +232,7 @@ pub struct NewOrder<'a> {
     pub id: Uuid,
     pub user_id: Uuid,
     pub payment_id: Uuid,
-    pub total_minor: i64,
+    pub total_minor: kommerce_contracts::money::Money,
     pub address: &'a serde_json::Value,
     pub lines: &'a [kommerce_contracts::saga::PaidLine],
 }
@@ -245,14 +245,18 @@ pub async fn insert_order(tx: &mut PgConnection, o: &NewOrder<'_>) -> Result<(),
     .bind(o.id)
     .bind(o.user_id)
     .bind(o.payment_id)
-    .bind(o.total_minor)
+    .bind(o.total_minor.as_minor())
     .bind(o.address)
     .execute(&mut *tx)
     .await?;
     let items: Vec<Uuid> = o.lines.iter().map(|l| l.item_id).collect();
     let names: Vec<&str> = o.lines.iter().map(|l| l.name.as_str()).collect();
-    let prices: Vec<i64> = o.lines.iter().map(|l| l.unit_price_minor).collect();
-    let qtys: Vec<i32> = o.lines.iter().map(|l| l.qty).collect();
+    let prices: Vec<i64> = o
+        .lines
+        .iter()
+        .map(|l| l.unit_price_minor.as_minor())
+        .collect();
+    let qtys: Vec<i32> = o.lines.iter().map(|l| l.qty.get()).collect();
     sqlx::query(
         "INSERT INTO order_lines (order_id, item_id, name, unit_price_minor, qty) \
          SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::int[])",

@@ -5,6 +5,7 @@
 //!   `payment.cancelled`.
 //! - `order.cancel-requested` → refunded, `refunded`, `payment.refunded`.
 
+use kommerce_contracts::money::Money;
 use kommerce_contracts::saga::{
     OrderCancelRequested, OrderCreated, OrderFailed, PaymentCancelled, PaymentRefunded,
 };
@@ -100,7 +101,7 @@ impl SagaHandler {
                     payment_id,
                     user_id: payment.user_id,
                     reason: reason.unwrap_or_default().to_owned(),
-                    refunded_minor: payment.amount_minor,
+                    refunded_minor: Money::minor(payment.amount_minor),
                 };
                 publish_in_tx(
                     tx,
@@ -114,7 +115,7 @@ impl SagaHandler {
                     payment_id,
                     order_id: order_id.or(payment.order_id).unwrap_or_default(),
                     user_id: payment.user_id,
-                    refunded_minor: payment.amount_minor,
+                    refunded_minor: Money::minor(payment.amount_minor),
                 };
                 publish_in_tx(
                     tx,

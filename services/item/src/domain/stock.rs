@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 pub use kommerce_contracts::item::{ReservationLine, ReservationRequest};
+use kommerce_contracts::money::Quantity;
 /// The StockPool policy is the contract's: one implementation for the operator and the item.
 pub use kommerce_contracts::stock_pool::{DEFAULT_HASH, PoolPolicy, Strategy, parse_policy};
 use kommerce_kit::http::ApiError;
@@ -17,7 +18,7 @@ pub const MAX_QTY: i32 = 1_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Line {
     pub item_id: Uuid,
-    pub qty: i32,
+    pub qty: Quantity,
 }
 
 /// A reservation request: 1..=50 lines, distinct items, qty 1..=1000, sorted by item id (the
@@ -40,7 +41,7 @@ impl TryFrom<ReservationRequest> for Reservation {
             match i32::try_from(l.qty) {
                 Ok(qty) if (1..=MAX_QTY).contains(&qty) => lines.push(Line {
                     item_id: l.item_id,
-                    qty,
+                    qty: Quantity::new(qty),
                 }),
                 _ => f.add(
                     &format!("lines[{i}].qty"),

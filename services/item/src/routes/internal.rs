@@ -16,6 +16,7 @@ use crate::AppState;
 use crate::domain::stock::{Reservation, ReservationRequest};
 use crate::store;
 use kommerce_contracts::item::{ItemView, ItemViews};
+use kommerce_contracts::money::Money;
 
 /// `GET /internal/v1/items?ids=a,b,c`: price, status and stock of up to 100 items in one call.
 pub async fn items(
@@ -40,7 +41,7 @@ pub async fn items(
             .map(|i| ItemView {
                 id: i.id,
                 name: i.name,
-                price_minor: i.price_minor,
+                price_minor: Money::minor(i.price_minor),
                 status: i.status.as_str().to_owned(),
                 stock: i.stock,
                 deleted: i.deleted_at.is_some(),

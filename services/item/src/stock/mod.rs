@@ -196,7 +196,7 @@ impl Stock {
     pub async fn adjust(&self, item: Uuid, a: &Adjust) -> Result<i64, ApiError> {
         let line = Line {
             item_id: item,
-            qty: a.delta.abs(),
+            qty: kommerce_contracts::money::Quantity::new(a.delta.abs()),
         };
         let stock = store::adjust(&self.db, &self.redis, item, a).await?;
         self.invalidate(&[line]).await;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{Answer, Outcome, Refusal, RefusalReason, counters};
 use crate::domain::stock::{Adjust, Line, Reservation};
+use kommerce_contracts::money::Quantity;
 
 pub async fn answer(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Answer>, ApiError> {
     let row: Option<(i16, serde_json::Value)> =
@@ -199,7 +200,7 @@ async fn insert_ledger(
     applied: bool,
 ) -> Result<(), sqlx::Error> {
     let items: Vec<Uuid> = lines.iter().map(|l| l.item_id).collect();
-    let deltas: Vec<i32> = lines.iter().map(|l| sign * l.qty).collect();
+    let deltas: Vec<i32> = lines.iter().map(|l| sign * l.qty.get()).collect();
     sqlx::query(
         "INSERT INTO stock_ledger (item_id, delta, reason, reservation_id, applied) \
          SELECT * , $3, $4, $5 FROM unnest($1::uuid[], $2::int[])",
@@ -239,7 +240,7 @@ async fn record_lines(
     applied: bool,
 ) -> Result<(), sqlx::Error> {
     let items: Vec<Uuid> = r.lines.iter().map(|l| l.item_id).collect();
-    let qtys: Vec<i32> = r.lines.iter().map(|l| l.qty).collect();
+    let qtys: Vec<i32> = r.lines.iter().map(|l| l.qty.get()).collect();
     sqlx::query("INSERT INTO reservation_lines (reservation_id, item_id, qty) SELECT $1, * FROM unnest($2::uuid[], $3::int[])")
         .bind(r.id)
         .bind(&items)
@@ -274,7 +275,7 @@ pub async fn reserve_guarded(
              WHERE id = $1 AND stock >= $2",
         )
         .bind(line.item_id)
-        .bind(line.qty)
+        .bind(line.qty.get())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -341,14 +342,17 @@ pub async fn release(
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
-            .map(|(item_id, qty)| Line { item_id, qty })
+            .map(|(item_id, qty)| Line {
+                item_id,
+                qty: Quantity::new(qty),
+            })
             .collect();
             if !via_ledger {
                 for l in &lines {
                     lock_and_fold(&mut tx, l.item_id).await?;
                     sqlx::query("UPDATE items SET stock = stock + $2, sold_count = sold_count - $2, updated_at = now() WHERE id = $1")
                         .bind(l.item_id)
-                        .bind(l.qty)
+                        .bind(l.qty.get())
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -391,7 +395,7 @@ pub async fn adjust(db: &PgPool, redis: &Redis, item: Uuid, a: &Adjust) -> Resul
     };
     let line = Line {
         item_id: item,
-        qty: a.delta.abs(),
+        qty: Quantity::new(a.delta.abs()),
     };
     let reason = if a.delta > 0 {
         "admin_increase"

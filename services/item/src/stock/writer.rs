@@ -111,7 +111,7 @@ async fn write(db: &PgPool, batch: &[(Record, Reply)]) -> Result<Vec<Uuid>, Stri
         for l in r.lines.iter().flatten() {
             line_ids.push(r.id);
             line_items.push(l.item_id);
-            line_qtys.push(l.qty);
+            line_qtys.push(l.qty.get());
         }
     }
     let mut claimed: Vec<Uuid> = sqlx::query_scalar(

@@ -9,6 +9,7 @@ use kommerce_kit::validate::Fields;
 use serde_json::json;
 
 use kommerce_contracts::item::ItemView;
+use kommerce_contracts::money::{Money, Quantity};
 
 use super::items;
 use crate::AppState;
@@ -23,14 +24,14 @@ pub async fn get(
     let lines = store::cart(&s.db, user.id).await?;
     let ids: Vec<_> = lines.iter().map(|l| l.item_id).collect();
     let known = items(&s, &ids).await?;
-    let mut subtotal = 0i64;
+    let mut priced = Vec::with_capacity(lines.len());
     let out: Vec<_> = lines
         .iter()
         .map(|l| {
             let item = known.get(&l.item_id);
             let on_sale = item.is_some_and(ItemView::on_sale);
             if let (true, Some(i)) = (on_sale, item) {
-                subtotal += i.price_minor * i64::from(l.qty);
+                priced.push((i.price_minor, Quantity::new(l.qty)));
             }
             let mut line = json!(l);
             line["name"] = json!(item.map(|i| i.name.clone()));
@@ -40,6 +41,8 @@ pub async fn get(
             line
         })
         .collect();
+    let subtotal = Money::total(priced)
+        .ok_or_else(|| ApiError::internal("the cart's subtotal is out of range"))?;
     Ok(Json(json!({ "lines": out, "subtotal_minor": subtotal })))
 }
 

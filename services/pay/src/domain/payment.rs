@@ -100,15 +100,6 @@ impl PaymentRequest {
     }
 }
 
-/// The total of `(unit price, qty)` lines; `None` on overflow.
-pub fn total(lines: &[(i64, i32)]) -> Option<i64> {
-    lines.iter().try_fold(0i64, |sum, (price, qty)| {
-        price
-            .checked_mul(i64::from(*qty))
-            .and_then(|l| sum.checked_add(l))
-    })
-}
-
 /// A top-up amount within `1..=max`.
 pub fn top_up(amount: i64, max: i64) -> Result<i64, String> {
     if (1..=max).contains(&amount) {
@@ -166,8 +157,6 @@ mod tests {
 
     #[test]
     fn totals_and_top_ups() {
-        assert_eq!(total(&[(250, 2), (1000, 1)]), Some(1500));
-        assert_eq!(total(&[(i64::MAX, 2)]), None);
         assert_eq!(top_up(500, 1000), Ok(500));
         assert_eq!(top_up(1000, 1000), Ok(1000));
         let refused = Err("must be from 1 to 1000".to_owned());

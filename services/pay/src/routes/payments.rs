@@ -10,6 +10,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use kommerce_contracts::money::{Money, Quantity};
 use kommerce_contracts::order::CartLineView;
 use kommerce_contracts::saga::{PaidLine, PaymentCompleted};
 use kommerce_kit::auth::AuthUser;
@@ -23,7 +24,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::domain::payment::{self, Method, PaymentBody, PaymentRequest};
+use crate::domain::payment::{Method, PaymentBody, PaymentRequest};
 use crate::store::{self, NewPayment, Payment};
 
 /// The first response to a key, returned again (201) to a repeat of the same request.
@@ -66,7 +67,7 @@ async fn priced_lines(
                 item_id: item.id,
                 name: item.name.clone(),
                 unit_price_minor: item.price_minor,
-                qty: line.qty,
+                qty: Quantity::new(line.qty),
             }),
             _ => errors.push(FieldError::new(
                 format!("cart_line_ids[{i}]"),
@@ -116,10 +117,9 @@ pub async fn create(
         .address(user.id, req.address_id)
         .await?
         .ok_or(ApiError::NotFound("address"))?;
-    let prices: Vec<(i64, i32)> = lines.iter().map(|l| (l.unit_price_minor, l.qty)).collect();
-    let total = payment::total(&prices)
+    let total = Money::total(lines.iter().map(|l| (l.unit_price_minor, l.qty)))
         .ok_or_else(|| ApiError::field("amount_minor", "the total is out of range"))?;
-    if total != req.amount_minor {
+    if total != Money::minor(req.amount_minor) {
         return Err(ApiError::field(
             "amount_minor",
             format!("must be {total}: the selected lines at current prices"),
@@ -143,7 +143,7 @@ pub async fn create(
             key: &key,
             request_hash: &fingerprint,
             method: req.method.as_str(),
-            amount_minor: total,
+            amount_minor: total.as_minor(),
             address_id: req.address_id,
             lines: &lines_json,
             response: &response,
@@ -158,7 +158,9 @@ pub async fn create(
             .ok_or(ApiError::NotFound("payment"))?;
         return replay(&first, &fingerprint);
     }
-    if req.method == Method::Wallet && !store::charge(&mut tx, user.id, id, total).await? {
+    if req.method == Method::Wallet
+        && !store::charge(&mut tx, user.id, id, total.as_minor()).await?
+    {
         tx.rollback().await?;
         return Err(ApiError::PaymentRequired(format!(
             "the wallet does not hold {total}; nothing was charged"
