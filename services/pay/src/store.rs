@@ -242,13 +242,28 @@ pub async fn wallet(db: &mut PgConnection, user: Uuid) -> Result<(i64, Vec<Entry
     Ok((balance.unwrap_or(0), entries))
 }
 
-/// Adds to the wallet. With a key, a repeat adds nothing; returns the balance after.
+/// Adds to the wallet. With a key, a repeat of the same amount adds nothing, and the key used
+/// for another amount is refused.
+/// What a top-up did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopUp {
+    Added {
+        balance: i64,
+    },
+    /// The key was used before for the same amount: nothing added again.
+    Repeated {
+        balance: i64,
+    },
+    /// The key was used before for a different amount: refused, nothing added.
+    KeyReused,
+}
+
 pub async fn top_up(
     tx: &mut PgConnection,
     user: Uuid,
     amount: i64,
     key: Option<&str>,
-) -> Result<i64, sqlx::Error> {
+) -> Result<TopUp, sqlx::Error> {
     sqlx::query("INSERT INTO wallets (user_id) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(user)
         .execute(&mut *tx)
@@ -259,15 +274,17 @@ pub async fn top_up(
             .fetch_one(&mut *tx)
             .await?;
     if let Some(key) = key {
-        let seen: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM wallet_entries WHERE user_id = $1 AND idempotency_key = $2)",
+        let first: Option<i64> = sqlx::query_scalar(
+            "SELECT delta_minor FROM wallet_entries WHERE user_id = $1 AND idempotency_key = $2",
         )
         .bind(user)
         .bind(key)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if seen {
-            return Ok(balance);
+        match first {
+            Some(first) if first == amount => return Ok(TopUp::Repeated { balance }),
+            Some(_) => return Ok(TopUp::KeyReused),
+            None => {}
         }
     }
     sqlx::query(
@@ -278,5 +295,7 @@ pub async fn top_up(
     .execute(&mut *tx)
     .await?;
     entry(tx, user, amount, "top_up", None, key).await?;
-    Ok(balance + amount)
+    Ok(TopUp::Added {
+        balance: balance + amount,
+    })
 }

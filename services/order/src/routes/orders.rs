@@ -111,9 +111,9 @@ pub async fn ship(
     let order = store::order(&mut tx, owner, id, true)
         .await?
         .ok_or(ApiError::NotFound("order"))?;
-    match order.status.apply(Action::Ship) {
+    let status = match order.status.apply(Action::Ship) {
         Transition::Refused(why) => return Err(ApiError::conflict("order-not-shippable", why)),
-        Transition::Unchanged => {}
+        Transition::Unchanged => order.status,
         Transition::To(next) => {
             store::set_status(&mut tx, id, next).await?;
             saga::record(
@@ -128,10 +128,12 @@ pub async fn ship(
                 },
             )
             .await?;
+            next
         }
-    }
+    };
     tx.commit().await?;
-    Ok(Json(json!({ "id": id, "status": "shipped" })))
+    // The status the order has now: shipping a delivered order leaves it delivered.
+    Ok(Json(json!({ "id": id, "status": status.as_str() })))
 }
 
 /// `GET /api/v1/orders/{id}/timeline`: every step of the order's saga, in this service and in

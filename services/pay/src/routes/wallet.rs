@@ -42,13 +42,22 @@ pub async fn top_up(
     let amount = payment::top_up(body.amount_minor, s.wallet.max_top_up_minor)
         .map_err(|m| ApiError::field("amount_minor", m))?;
     let mut tx = s.db.begin().await?;
-    let balance = store::top_up(
+    let balance = match store::top_up(
         &mut tx,
         user.id,
         amount,
         key.as_ref().map(IdempotencyKey::as_str),
     )
-    .await?;
+    .await?
+    {
+        store::TopUp::Added { balance } | store::TopUp::Repeated { balance } => balance,
+        store::TopUp::KeyReused => {
+            return Err(ApiError::field(
+                "Idempotency-Key",
+                "was already used with a different amount",
+            ));
+        }
+    };
     tx.commit().await?;
     Ok(Json(json!({ "balance_minor": balance })))
 }
