@@ -3,7 +3,7 @@
 
 use futures::future::join_all;
 use kommerce_kit::HttpSettings;
-use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings};
+use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings, fields, problem};
 use kommerce_user::{App, MIGRATIONS, Settings};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
@@ -165,26 +165,6 @@ fn address(city: &str) -> Value {
         "line1": "12 St James's Square", "city": city,
         "postal_code": "SW1Y 4JH", "country": "gb"
     })
-}
-
-async fn problem(r: Response) -> (StatusCode, Value) {
-    let status = r.status();
-    let ct = r.headers()["content-type"].to_str().expect("ct").to_owned();
-    assert_eq!(ct, "application/problem+json", "status {status}");
-    let body: Value = r.json().await.expect("problem body");
-    assert_eq!(body["status"], status.as_u16());
-    (status, body)
-}
-
-fn fields(p: &Value) -> Vec<String> {
-    p["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test]

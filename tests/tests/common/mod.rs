@@ -61,13 +61,22 @@ async fn stop_on(rx: oneshot::Receiver<()>) {
     let _ = rx.await;
 }
 
-/// A port free right now (the order service must be known to pay before it starts).
+/// A port for a service, known before it starts: order and pay call each other, so each must
+/// be told the other's port before either binds, and `start_order`/`start_pay` restart a
+/// service on the same port. `App::build` binds the port itself and takes no listener (and
+/// the inherited-socket path, `LISTEN_FDS`, is one per process), so the port cannot be handed
+/// over as a bound listener. Instead it stays reserved (`ReservedPort`: bound with
+/// SO_REUSEADDR, never listening) until the test process exits: nothing else — another
+/// test's port-0 bind, an outgoing connection's source port — can take it between the pick
+/// and the service's bind, or while the service is stopped, and the service's own
+/// SO_REUSEADDR listener binds it each time. A few ports per shop; they end with the process.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static RESERVED: std::sync::Mutex<Vec<kommerce_kit::testing::ReservedPort>> =
+        std::sync::Mutex::new(Vec::new());
+    let reserved = kommerce_kit::testing::reserve_port();
+    let port = reserved.port();
+    RESERVED.lock().unwrap().push(reserved);
+    port
 }
 
 #[derive(Debug, Clone)]

@@ -395,24 +395,4 @@ impl Stack {
     }
 }
 
-pub async fn problem(r: Response) -> (StatusCode, Value) {
-    let status = r.status();
-    let ct = r
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    assert_eq!(ct, "application/problem+json", "status {status}");
-    (status, r.json().await.unwrap())
-}
-
-pub fn fields(p: &Value) -> Vec<String> {
-    p["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| e["field"].as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use kommerce_kit::testing::{fields, problem};

@@ -1,10 +1,6 @@
 //! Categories, items, listing and the product-page cache over HTTP.
 
-#![allow(clippy::unwrap_used, clippy::too_many_lines)] // test code: scenarios read top to bottom
-
-mod common;
-
-use common::{TestApp, fields, problem};
+use crate::helpers::{TestApp, fields, problem};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

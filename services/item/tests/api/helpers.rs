@@ -1,7 +1,7 @@
 //! The item service spawned on port 0 against real PostgreSQL and Redis, with tokens minted by
 //! a test key pair and helpers to drive the live stock-pool policy through its Redis contract.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)] // not every module uses every helper
 
 use std::future::Future;
 use std::time::Duration;

@@ -2,13 +2,9 @@
 //! ones it drops are deleted, and deleting the item deletes the rest — against the real image
 //! service.
 
-#![allow(clippy::unwrap_used, clippy::too_many_lines)] // test code: scenarios read top to bottom
-
-mod common;
-
 use std::io::Cursor;
 
-use common::{TestApp, fields, problem};
+use crate::helpers::{TestApp, fields, problem};
 use kommerce_kit::HttpSettings;
 use kommerce_kit::auth::{Role, TokenSigner};
 use kommerce_kit::testing::{RedisNamespace, TestDatabase};

@@ -1,11 +1,7 @@
 //! Stock over HTTP against real PostgreSQL and Redis: the reservation API, admin corrections,
 //! the live stock-pool policy, and every strategy under contention — checked from the database.
 
-#![allow(clippy::unwrap_used, clippy::too_many_lines)] // test code: scenarios read top to bottom
-
-mod common;
-
-use common::{INSTANCE, TestApp, eventually, fields, problem};
+use crate::helpers::{INSTANCE, TestApp, eventually, fields, problem};
 use futures::future::join_all;
 use kommerce_item::domain::stock::{DEFAULT_HASH, Strategy};
 use reqwest::{Method, StatusCode};
