@@ -3,12 +3,9 @@
 //! simulated node (kwok) turn objects into running (simulated) pods; the API groups the
 //! ShopService will own are served; Helm installs and removes a chart.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed unwrap is a failed test
-
-mod support;
-
 use std::time::Duration;
 
+use crate::support::eventually;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -17,7 +14,6 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use support::eventually;
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -77,8 +73,8 @@ where
 
 #[tokio::test]
 async fn a_deployment_becomes_available_and_a_template_change_rolls_out_a_new_replica_set() {
-    let client = support::client().await;
-    let ns = support::namespace(&client, "deploy").await;
+    let client = crate::support::client().await;
+    let ns = crate::support::namespace(&client, "deploy").await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     apply(&deployments, "web", &deployment("web", 2, "1")).await;
     available(&deployments, "web", 2).await;
@@ -129,8 +125,8 @@ async fn a_deployment_becomes_available_and_a_template_change_rolls_out_a_new_re
 
 #[tokio::test]
 async fn an_owned_config_map_is_garbage_collected_with_its_owner() {
-    let client = support::client().await;
-    let ns = support::namespace(&client, "gc").await;
+    let client = crate::support::client().await;
+    let ns = crate::support::namespace(&client, "gc").await;
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let owner = apply(
         &maps,
@@ -165,8 +161,8 @@ async fn an_owned_config_map_is_garbage_collected_with_its_owner() {
 
 #[tokio::test]
 async fn autoscalers_ingresses_and_disruption_budgets_are_served() {
-    let client = support::client().await;
-    let ns = support::namespace(&client, "groups").await;
+    let client = crate::support::client().await;
+    let ns = crate::support::namespace(&client, "groups").await;
     let hpa: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
     let created = apply(
         &hpa,
@@ -237,8 +233,8 @@ async fn autoscalers_ingresses_and_disruption_budgets_are_served() {
 }
 
 fn helm(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(support::tool("helm"))
-        .env("KUBECONFIG", support::kubeconfig_path())
+    std::process::Command::new(crate::support::tool("helm"))
+        .env("KUBECONFIG", crate::support::kubeconfig_path())
         .env(
             "HELM_CACHE_HOME",
             std::env::temp_dir().join("kommerce-helm/cache"),
@@ -258,9 +254,9 @@ fn helm(args: &[&str]) -> std::process::Output {
 
 #[tokio::test]
 async fn helm_installs_a_chart_until_ready_and_uninstalls_it() {
-    let client: Client = support::client().await;
-    let ns = support::namespace(&client, "helm").await;
-    let chart = std::env::temp_dir().join(support::unique("kommerce-chart"));
+    let client: Client = crate::support::client().await;
+    let ns = crate::support::namespace(&client, "helm").await;
+    let chart = std::env::temp_dir().join(crate::support::unique("kommerce-chart"));
     std::fs::create_dir_all(chart.join("templates")).unwrap();
     std::fs::write(
         chart.join("Chart.yaml"),

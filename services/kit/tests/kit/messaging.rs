@@ -3,8 +3,6 @@
 //! parallel. Crash windows are made deterministic with failpoints; waiting for an eventual
 //! state polls with a deadline.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
 use std::future::Future;
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -6,22 +6,13 @@
 //!
 //! Needs the service binaries next to this test's directory (`make test` builds them first).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::too_many_lines,
-    clippy::cast_possible_wrap,
-    clippy::cast_precision_loss,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss
-)]
-
-mod common;
-
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use common::{Request, Shopper, assert_the_books_balance, eventually, insert_shoppers, scalar};
+use crate::common::{
+    Request, Shopper, assert_the_books_balance, eventually, insert_shoppers, scalar,
+};
 use kommerce::supervisor::{Platform, UpOptions};
 use kommerce::topology::SERVICES;
 use kommerce_kit::auth::{Role, TokenSigner};
@@ -148,7 +139,7 @@ impl Live {
             body,
             key,
         };
-        let r = common::send(&self.http, &self.base, &request, &self.retries).await;
+        let r = crate::common::send(&self.http, &self.base, &request, &self.retries).await;
         (r.status(), r.json().await.unwrap_or(Value::Null))
     }
 

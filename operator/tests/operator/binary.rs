@@ -1,36 +1,32 @@
 //! The `kommerce-operator` binary as a Deployment would run it: leader election on a Lease,
 //! `/healthz` and `/metrics`, the controllers, and a clean SIGTERM that hands the Lease back.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed unwrap is a failed test
-
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::{condition, eventually};
 use k8s_openapi::api::coordination::v1::Lease;
 use kommerce_crds::SagaTopic;
 use kommerce_crds::conditions::READY;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
-use support::{condition, eventually};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 #[allow(clippy::too_many_lines)] // one process's life, step by step
 async fn the_binary_leads_reconciles_serves_metrics_and_releases_its_lease_on_sigterm() {
-    let client = support::client().await;
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, "bin").await;
+    let client = crate::support::client().await;
+    crate::support::install_crds(&client).await;
+    let ns = crate::support::namespace(&client, "bin").await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kommerce-operator"))
-        .env("KUBECONFIG", support::kubeconfig_path())
+        .env("KUBECONFIG", crate::support::kubeconfig_path())
         .env_remove("RUST_LOG")
         .args([
             "--namespace",
@@ -44,9 +40,9 @@ async fn the_binary_leads_reconciles_serves_metrics_and_releases_its_lease_on_si
         ])
         .args([
             "--kafka-bootstrap",
-            support::KAFKA,
+            crate::support::KAFKA,
             "--redis-url",
-            support::REDIS,
+            crate::support::REDIS,
         ])
         .args([
             "--http-addr",
@@ -70,7 +66,7 @@ async fn the_binary_leads_reconciles_serves_metrics_and_releases_its_lease_on_si
     .await;
 
     let api: Api<SagaTopic> = Api::namespaced(client.clone(), &ns);
-    let topic = support::unique("bin");
+    let topic = crate::support::unique("bin");
     let doc = json!({
         "apiVersion": "kommerce.dev/v1alpha1", "kind": "SagaTopic", "metadata": { "name": "events" },
         "spec": { "topicName": topic, "partitions": 1, "deadLetter": false, "deletionPolicy": "Delete" },

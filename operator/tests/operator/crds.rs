@@ -1,10 +1,6 @@
 //! The generated CRDs against the real API server: they install, and the CEL rules reject what
 //! they should at admission.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed unwrap is a failed test
-
-mod support;
-
 use kommerce_crds::{SagaTopic, StockPool};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -19,12 +15,12 @@ fn api_error(e: &kube::Error) -> String {
 
 #[tokio::test]
 async fn cel_rules_reject_a_partition_decrease_a_topic_rename_and_bad_configs() {
-    let client = support::client().await;
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, "crd").await;
+    let client = crate::support::client().await;
+    crate::support::install_crds(&client).await;
+    let ns = crate::support::namespace(&client, "crd").await;
     let api: Api<SagaTopic> = Api::namespaced(client.clone(), &ns);
     let ssa = PatchParams::apply("kommerce-tests");
-    let topic = support::unique("cel");
+    let topic = crate::support::unique("cel");
     let doc = |partitions: i32, name: &str, rf: i32| {
         json!({
             "apiVersion": "kommerce.dev/v1alpha1", "kind": "SagaTopic",
@@ -129,9 +125,9 @@ async fn cel_rules_reject_a_partition_decrease_a_topic_rename_and_bad_configs() 
 
 #[tokio::test]
 async fn kubectl_knows_the_kinds_by_short_name_and_category() {
-    let client = support::client().await;
-    support::install_crds(&client).await;
-    let out = support::kubectl(&["api-resources", "--api-group=kommerce.dev", "-o", "wide"]);
+    let client = crate::support::client().await;
+    crate::support::install_crds(&client).await;
+    let out = crate::support::kubectl(&["api-resources", "--api-group=kommerce.dev", "-o", "wide"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

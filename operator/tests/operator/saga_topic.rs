@@ -1,12 +1,9 @@
 //! SagaTopic against the real API server and the real Kafka broker (scripts/deps.sh).
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed unwrap is a failed test
-
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::{KAFKA, condition, eventually};
 use k8s_openapi::api::events::v1::Event;
 use kommerce_crds::conditions::{DEGRADED, DELETION_BLOCKED, READY, RESOURCE_CONFLICT};
 use kommerce_crds::{SagaTopic, reasons};
@@ -17,7 +14,6 @@ use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use serde_json::json;
-use support::{KAFKA, condition, eventually};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -101,16 +97,16 @@ async fn events(client: &kube::Client, ns: &str, name: &str) -> Vec<(String, Str
 #[tokio::test]
 #[allow(clippy::too_many_lines)] // one resource's life, step by step
 async fn a_saga_topic_is_created_kept_in_shape_and_deleted_with_its_policy() {
-    let client = support::client().await;
-    let ns = support::namespace(&client, "saga").await;
-    let _operator = support::start_operator(&client, support::settings(&ns)).await;
+    let client = crate::support::client().await;
+    let ns = crate::support::namespace(&client, "saga").await;
+    let _operator = crate::support::start_operator(&client, crate::support::settings(&ns)).await;
     let http =
         kommerce_operator::http::serve("127.0.0.1:0".parse().unwrap(), std::future::pending())
             .await
             .unwrap();
     let api: Api<SagaTopic> = Api::namespaced(client.clone(), &ns);
     let ssa = PatchParams::apply("kommerce-tests");
-    let topic = support::unique("payments");
+    let topic = crate::support::unique("payments");
     let dlq = format!("{topic}.dlq");
 
     api.patch(
@@ -163,7 +159,7 @@ async fn a_saga_topic_is_created_kept_in_shape_and_deleted_with_its_policy() {
     );
 
     // kubectl shows the printer columns and `kubectl wait` understands the conditions.
-    let out = support::kubectl(&["get", "sagatopics", "-n", &ns]);
+    let out = crate::support::kubectl(&["get", "sagatopics", "-n", &ns]);
     let table = String::from_utf8_lossy(&out.stdout);
     let header: Vec<&str> = table
         .lines()
@@ -202,7 +198,7 @@ async fn a_saga_topic_is_created_kept_in_shape_and_deleted_with_its_policy() {
         ],
         "{table}"
     );
-    let out = support::kubectl(&[
+    let out = crate::support::kubectl(&[
         "wait",
         "-n",
         &ns,
@@ -277,12 +273,12 @@ async fn a_saga_topic_is_created_kept_in_shape_and_deleted_with_its_policy() {
 
 #[tokio::test]
 async fn orphan_keeps_the_topic_and_a_second_claimant_gets_resource_conflict() {
-    let client = support::client().await;
-    let ns = support::namespace(&client, "saga").await;
-    let _operator = support::start_operator(&client, support::settings(&ns)).await;
+    let client = crate::support::client().await;
+    let ns = crate::support::namespace(&client, "saga").await;
+    let _operator = crate::support::start_operator(&client, crate::support::settings(&ns)).await;
     let api: Api<SagaTopic> = Api::namespaced(client.clone(), &ns);
     let ssa = PatchParams::apply("kommerce-tests");
-    let topic = support::unique("orders");
+    let topic = crate::support::unique("orders");
 
     api.patch(
         "orders",
@@ -361,12 +357,12 @@ async fn orphan_keeps_the_topic_and_a_second_claimant_gets_resource_conflict() {
 
 #[tokio::test]
 async fn raising_partitions_adds_them_and_a_refused_config_is_reported() {
-    let client = support::client().await;
-    let ns = support::namespace(&client, "saga").await;
-    let _operator = support::start_operator(&client, support::settings(&ns)).await;
+    let client = crate::support::client().await;
+    let ns = crate::support::namespace(&client, "saga").await;
+    let _operator = crate::support::start_operator(&client, crate::support::settings(&ns)).await;
     let api: Api<SagaTopic> = Api::namespaced(client.clone(), &ns);
     let ssa = PatchParams::apply("kommerce-tests");
-    let topic = support::unique("grow");
+    let topic = crate::support::unique("grow");
     let mut doc = saga_topic("grow", &topic, 1, "Delete");
     doc["spec"]["deadLetter"] = json!(false);
     api.patch("grow", &ssa, &Patch::Apply(doc.clone()))
@@ -429,11 +425,11 @@ async fn raising_partitions_adds_them_and_a_refused_config_is_reported() {
 
 #[tokio::test]
 async fn an_unreachable_broker_degrades_the_topic_and_blocks_its_deletion() {
-    let client = support::client().await;
-    let ns = support::namespace(&client, "saga").await;
-    let _operator = support::start_operator(&client, support::settings(&ns)).await;
+    let client = crate::support::client().await;
+    let ns = crate::support::namespace(&client, "saga").await;
+    let _operator = crate::support::start_operator(&client, crate::support::settings(&ns)).await;
     let api: Api<SagaTopic> = Api::namespaced(client.clone(), &ns);
-    let mut doc = saga_topic("nowhere", &support::unique("nowhere"), 1, "Delete");
+    let mut doc = saga_topic("nowhere", &crate::support::unique("nowhere"), 1, "Delete");
     doc["spec"]["bootstrapServers"] = json!("127.0.0.1:1");
     api.patch(
         "nowhere",

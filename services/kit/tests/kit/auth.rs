@@ -1,8 +1,6 @@
 //! The auth extractors against real Redis: valid tokens pass, admin-only routes refuse
 //! customers, and the deny-list written at logout is honoured by any service using the kit.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
 use std::sync::Arc;
 
 use axum::Router;

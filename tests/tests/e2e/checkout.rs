@@ -2,19 +2,9 @@
 //! stock are never lost or duplicated — on the happy path, when stock runs out, on cancel, on
 //! redelivery of every event, and across a consumer crash.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::too_many_lines,
-    clippy::cast_precision_loss,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss
-)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Options, Shop, WAIT, assert_the_books_balance, eventually, scalar};
+use crate::common::{Options, Shop, WAIT, assert_the_books_balance, eventually, scalar};
 use kommerce_kit::messaging::{Failpoint, Hooks};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -2,12 +2,9 @@
 //! `kommerce-item` App on port 0 with its own database), which applies the policy live and
 //! acknowledges it per `docs/stockpool-contract.md`.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed unwrap is a failed test
-
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{REDIS, condition, eventually};
 use futures::StreamExt as _;
 use kommerce_contracts::stock_pool::{Strategy, parse_policy};
 use kommerce_crds::conditions::{PROGRESSING, READY};
@@ -16,7 +13,6 @@ use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings, kafka_s
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
-use support::{REDIS, condition, eventually};
 
 const WAIT: Duration = Duration::from_secs(30);
 const INSTANCE: &str = "item-op-test-1";
@@ -93,12 +89,12 @@ async fn acknowledged_on(api: &Api<StockPool>, name: &str, hash: Option<&str>) -
 #[tokio::test]
 #[allow(clippy::too_many_lines)] // one resource's life, step by step
 async fn a_stock_pool_is_applied_live_by_the_item_service_and_removed_on_delete() {
-    let client = support::client().await;
-    let ns = support::namespace(&client, "pool").await;
-    let _operator = support::start_operator(&client, support::settings(&ns)).await;
+    let client = crate::support::client().await;
+    let ns = crate::support::namespace(&client, "pool").await;
+    let _operator = crate::support::start_operator(&client, crate::support::settings(&ns)).await;
     let redis = RedisNamespace::new();
     let db = TestDatabase::create(kommerce_item::MIGRATIONS).await;
-    let pool = support::unique("flash-sale");
+    let pool = crate::support::unique("flash-sale");
     let item = item_service(&db, &redis, &pool).await;
     let key = format!("{}stockpool:{pool}", redis.prefix);
 
@@ -153,7 +149,7 @@ async fn a_stock_pool_is_applied_live_by_the_item_service_and_removed_on_delete(
     // The running instance applied it.
     assert_eq!(item.applied().await, (Strategy::SpinLock, first.clone()));
 
-    let out = support::kubectl(&[
+    let out = crate::support::kubectl(&[
         "wait",
         "-n",
         &ns,
@@ -166,7 +162,7 @@ async fn a_stock_pool_is_applied_live_by_the_item_service_and_removed_on_delete(
         "kubectl wait: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = support::kubectl(&["get", "stockpools", "-n", &ns]);
+    let out = crate::support::kubectl(&["get", "stockpools", "-n", &ns]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table
@@ -230,9 +226,9 @@ async fn a_stock_pool_is_applied_live_by_the_item_service_and_removed_on_delete(
 
 #[tokio::test]
 async fn acknowledgements_are_counted_per_live_instance() {
-    let client = support::client().await;
-    let ns = support::namespace(&client, "pool").await;
-    let _operator = support::start_operator(&client, support::settings(&ns)).await;
+    let client = crate::support::client().await;
+    let ns = crate::support::namespace(&client, "pool").await;
+    let _operator = crate::support::start_operator(&client, crate::support::settings(&ns)).await;
     let redis = RedisNamespace::new();
     let api: Api<StockPool> = Api::namespaced(client.clone(), &ns);
     let doc = json!({

@@ -1,22 +1,18 @@
 //! Leader election on a real API server: one holder at a time, hand-over on release, take-over
 //! after expiry.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed unwrap is a failed test
-
-mod support;
-
 use std::time::Duration;
 
+use crate::support::eventually;
 use k8s_openapi::api::coordination::v1::Lease;
 use kommerce_operator::leader::LeaseLock;
 use kube::Api;
-use support::eventually;
 
 #[tokio::test]
 async fn one_replica_leads_and_the_other_takes_over_on_release_or_expiry() {
-    let client = support::client().await;
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, "lease").await;
+    let client = crate::support::client().await;
+    crate::support::install_crds(&client).await;
+    let ns = crate::support::namespace(&client, "lease").await;
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let a = LeaseLock::with(
         leases.clone(),
