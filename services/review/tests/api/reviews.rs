@@ -2,11 +2,7 @@
 //! purchase, one review per item, author-only edits, summaries, listings, images, and the item
 //! rating kept equal to the summary through `review.rating-changed` — also after a replay.
 
-#![allow(clippy::unwrap_used, clippy::too_many_lines)] // test code: scenarios read top to bottom
-
-mod common;
-
-use common::{Stack, eventually, fields, problem};
+use crate::helpers::{Stack, eventually, fields, problem};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;

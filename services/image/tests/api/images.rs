@@ -1,13 +1,11 @@
 //! Uploads, variants, caching, replacement, deletion, attachment and the sweeper over HTTP,
 //! against real PostgreSQL and Redis with bytes on the local filesystem.
 
-#![allow(clippy::unwrap_used, clippy::too_many_lines)] // test code: scenarios read top to bottom
-
-mod common;
-
 use std::time::Instant;
 
-use common::{TestApp, encoded, fields, jpeg_app_segments, jpeg_with_gps, png_declaring, problem};
+use crate::helpers::{
+    TestApp, encoded, fields, jpeg_app_segments, jpeg_with_gps, png_declaring, problem,
+};
 use image::{GenericImageView, ImageFormat};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
