@@ -39,11 +39,7 @@ impl ItemInstance {
 /// namespace of its own (never the `item` group or the `reviews` topic of a real platform).
 async fn item_service(db: &TestDatabase, redis: &RedisNamespace, pool: &str) -> ItemInstance {
     let mut settings = kommerce_item::Settings {
-        http: kommerce_kit::HttpSettings {
-            host: "127.0.0.1".into(),
-            port: 0,
-            ..Default::default()
-        },
+        http: kommerce_kit::testing::local_http(),
         database: db.settings(),
         redis: redis.settings(),
         auth: auth_settings(),

@@ -34,7 +34,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// What this service's database needs: its own migrations (it sends and receives no events).
 pub static MIGRATIONS: &[&Migrator] = &[&MIGRATOR];
 
-#[derive(Debug, Clone)]
+/// What every handler can extract: each field is `State<T>`-extractable by its type
+/// (`FromRef`, derived), the verifier for the kit's `AuthUser`.
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
     pub blobs: Blobs,
@@ -44,12 +46,6 @@ pub struct AppState {
     /// Decodes at a time: each holds a full pixel buffer (up to `max_pixels` × 4 bytes), so
     /// they are bounded by the CPUs rather than by the blocking pool's 512 threads.
     decoding: Arc<tokio::sync::Semaphore>,
-}
-
-impl FromRef<AppState> for Arc<TokenVerifier> {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
 }
 
 pub fn router(state: AppState) -> Router {

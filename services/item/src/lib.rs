@@ -34,7 +34,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// consumer positions) and its own migrations.
 pub static MIGRATIONS: &[&Migrator] = &[&messaging::MIGRATOR, &MIGRATOR];
 
-#[derive(Debug, Clone)]
+/// What every handler can extract: each field is `State<T>`-extractable by its type
+/// (`FromRef`, derived), the verifier for the kit's `AuthUser`.
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
     pub redis: Redis,
@@ -43,12 +45,6 @@ pub struct AppState {
     images: ImageClient,
     cache_ttl_secs: u64,
     instance_id: String,
-}
-
-impl FromRef<AppState> for Arc<TokenVerifier> {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
 }
 
 pub fn router(state: AppState) -> Router {

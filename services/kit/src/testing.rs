@@ -133,6 +133,48 @@ impl Drop for RedisNamespace {
 }
 
 /// Auth settings with a fresh key pair (the signing key included, as the user service has).
+/// An HTTP server on 127.0.0.1, on a port the OS picks.
+pub fn local_http() -> crate::HttpSettings {
+    crate::HttpSettings {
+        host: "127.0.0.1".into(),
+        port: 0,
+        ..crate::HttpSettings::default()
+    }
+}
+
+/// `SELECT <one bigint>` against `db`.
+pub async fn scalar(db: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(db)
+        .await
+        .expect("the scalar query runs")
+}
+
+/// The envelopes of `event_type` that a service emitted (its outbox), oldest first; each went
+/// (or goes) to `topic`, keyed by the envelope's key.
+pub async fn emitted(
+    db: &PgPool,
+    topic: &str,
+    event_type: &str,
+) -> Vec<crate::messaging::Envelope> {
+    let rows: Vec<(String, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT topic, key, envelope FROM outbox WHERE event_type = $1 ORDER BY created_at, id",
+    )
+    .bind(event_type)
+    .fetch_all(db)
+    .await
+    .expect("the outbox reads");
+    rows.into_iter()
+        .map(|(to, key, envelope)| {
+            assert_eq!(to, topic, "{event_type} goes to {topic}");
+            let envelope: crate::messaging::Envelope =
+                serde_json::from_value(envelope).expect("an envelope");
+            assert_eq!(envelope.key, key, "the message key is the envelope's");
+            envelope
+        })
+        .collect()
+}
+
 pub fn auth_settings() -> AuthSettings {
     let (signing_key, public_key) = crate::auth::generate_key_pair().expect("key pair");
     AuthSettings {

@@ -38,7 +38,9 @@ pub static MIGRATIONS: &[&Migrator] = &[&kommerce_kit::messaging::MIGRATOR, &MIG
 /// The name this service records its saga steps under.
 pub const SERVICE: &str = "pay";
 
-#[derive(Debug, Clone)]
+/// What every handler can extract: each field is `State<T>`-extractable by its type
+/// (`FromRef`, derived), the verifier for the kit's `AuthUser`.
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
     verifier: Arc<TokenVerifier>,
@@ -48,18 +50,6 @@ pub struct AppState {
     payments_topic: String,
     wallet: config::WalletSettings,
     card: config::CardSettings,
-}
-
-impl FromRef<AppState> for Arc<TokenVerifier> {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
-}
-
-impl FromRef<AppState> for PgPool {
-    fn from_ref(state: &AppState) -> Self {
-        state.db.clone()
-    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -35,7 +35,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// consumer positions) and its own migrations.
 pub static MIGRATIONS: &[&Migrator] = &[&messaging::MIGRATOR, &MIGRATOR];
 
-#[derive(Debug, Clone)]
+/// What every handler can extract: each field is `State<T>`-extractable by its type
+/// (`FromRef`, derived), the verifier for the kit's `AuthUser`.
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
     verifier: Arc<TokenVerifier>,
@@ -43,12 +45,6 @@ pub struct AppState {
     images: ImageClient,
     /// `kafka.topic("reviews")`
     topic: String,
-}
-
-impl FromRef<AppState> for Arc<TokenVerifier> {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -31,20 +31,15 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// What this service's database needs: its own migrations (it sends and receives no events).
 pub static MIGRATIONS: &[&Migrator] = &[&MIGRATOR];
 
-/// What the handlers share.
-#[derive(Debug, Clone)]
+/// What every handler can extract: each field is `State<T>`-extractable by its type
+/// (`FromRef`, derived), the verifier for the kit's `AuthUser`.
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
     pub redis: Redis,
     verifier: Arc<TokenVerifier>,
     signer: Arc<TokenSigner>,
     sessions: Sessions,
-}
-
-impl FromRef<AppState> for Arc<TokenVerifier> {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
 }
 
 /// The API routes (without the kit's health, metrics and layers).

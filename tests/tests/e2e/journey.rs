@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use kommerce::topology::SERVICES;
-use kommerce_kit::HttpSettings;
 use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings};
 use kommerce_user::{App, MIGRATIONS, Settings};
 use reqwest::StatusCode;
@@ -58,11 +57,7 @@ async fn spawn_platform() -> Platform {
     let item_db = TestDatabase::create(kommerce_item::MIGRATIONS).await;
     let redis = RedisNamespace::new();
     let auth = auth_settings();
-    let http = HttpSettings {
-        host: "127.0.0.1".into(),
-        port: 0,
-        ..HttpSettings::default()
-    };
+    let http = kommerce_kit::testing::local_http();
     let mut user_settings = Settings {
         http: http.clone(),
         database: user_db.settings(),

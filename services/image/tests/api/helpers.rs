@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use kommerce_image::storage::Blobs;
 use kommerce_image::{App, MIGRATIONS, Settings, Sweeper};
-use kommerce_kit::HttpSettings;
 use kommerce_kit::auth::{Role, TokenSigner};
 use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings};
 use reqwest::multipart::{Form, Part};
@@ -63,11 +62,7 @@ impl TestApp {
         let auth = auth_settings();
         let dir = TempDir(std::env::temp_dir().join(format!("kommerce-images-{}", Uuid::new_v4())));
         let mut settings = Settings {
-            http: HttpSettings {
-                host: "127.0.0.1".into(),
-                port: 0,
-                ..HttpSettings::default()
-            },
+            http: kommerce_kit::testing::local_http(),
             database: db.settings(),
             redis: redis.settings(),
             auth: auth.clone(),

@@ -5,7 +5,6 @@
 use std::io::Cursor;
 
 use crate::helpers::{TestApp, fields, problem};
-use kommerce_kit::HttpSettings;
 use kommerce_kit::auth::{Role, TokenSigner};
 use kommerce_kit::testing::{RedisNamespace, TestDatabase};
 use reqwest::{Method, StatusCode};
@@ -31,11 +30,7 @@ async fn image_service(auth: &kommerce_kit::AuthSettings) -> ImageService {
     let redis = RedisNamespace::new();
     let dir = std::env::temp_dir().join(format!("kommerce-item-images-{}", Uuid::new_v4()));
     let mut settings = kommerce_image::Settings {
-        http: HttpSettings {
-            host: "127.0.0.1".into(),
-            port: 0,
-            ..HttpSettings::default()
-        },
+        http: kommerce_kit::testing::local_http(),
         database: db.settings(),
         redis: redis.settings(),
         auth: auth.clone(),

@@ -20,7 +20,6 @@ use kommerce_contracts::item::{
 };
 use kommerce_contracts::money::{Money, Quantity};
 use kommerce_contracts::saga::{ORDERS_TOPIC, PAYMENTS_TOPIC, PaidLine, PaymentCompleted};
-use kommerce_kit::HttpSettings;
 use kommerce_kit::auth::{Role, TokenSigner};
 use kommerce_kit::messaging::{Envelope, Event};
 use kommerce_kit::testing::{
@@ -255,11 +254,7 @@ impl TestApp {
         let auth = auth_settings();
         let kafka = kafka_settings();
         let mut settings = Settings {
-            http: HttpSettings {
-                host: "127.0.0.1".into(),
-                port: 0,
-                ..HttpSettings::default()
-            },
+            http: kommerce_kit::testing::local_http(),
             database: db.settings(),
             redis: redis.settings(),
             auth: auth.clone(),
@@ -354,10 +349,7 @@ impl TestApp {
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(self.pool())
-            .await
-            .unwrap()
+        kommerce_kit::testing::scalar(self.pool(), sql).await
     }
 
     /// The user's cart as stored: `(item_id, qty)` in the order the lines were added.
@@ -419,25 +411,8 @@ impl TestApp {
 
     /// The envelopes of `event_type` in the service's outbox (its emitted events), oldest first.
     pub async fn emitted(&self, event_type: &str) -> Vec<Envelope> {
-        let rows: Vec<(String, String, Value)> = sqlx::query_as(
-            "SELECT topic, key, envelope FROM outbox WHERE event_type = $1 ORDER BY created_at, id",
-        )
-        .bind(event_type)
-        .fetch_all(self.pool())
-        .await
-        .unwrap();
-        rows.into_iter()
-            .map(|(topic, key, envelope)| {
-                assert_eq!(
-                    topic,
-                    self.kafka.topic(ORDERS_TOPIC),
-                    "order emits into orders"
-                );
-                let envelope: Envelope = serde_json::from_value(envelope).unwrap();
-                assert_eq!(envelope.key, key, "the message key is the envelope's");
-                envelope
-            })
-            .collect()
+        kommerce_kit::testing::emitted(self.pool(), &self.kafka.topic(ORDERS_TOPIC), event_type)
+            .await
     }
 
     /// How many events this service's consumer has applied (its inbox).

@@ -24,7 +24,7 @@ use kommerce_kit::messaging::{Envelope, Event};
 use kommerce_kit::testing::{
     Publisher, RedisNamespace, TestDatabase, auth_settings, kafka_settings, serve_stub,
 };
-use kommerce_kit::{HttpSettings, KafkaSettings, PeersSettings};
+use kommerce_kit::{KafkaSettings, PeersSettings};
 use kommerce_pay::{App, MIGRATIONS, Settings};
 use reqwest::Client;
 use serde_json::{Value, json};
@@ -223,11 +223,7 @@ impl TestApp {
         let auth = auth_settings();
         let kafka = kafka_settings();
         let mut settings = Settings {
-            http: HttpSettings {
-                host: "127.0.0.1".into(),
-                port: 0,
-                ..HttpSettings::default()
-            },
+            http: kommerce_kit::testing::local_http(),
             database: db.settings(),
             redis: redis.settings(),
             auth: auth.clone(),
@@ -390,33 +386,13 @@ impl TestApp {
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(self.pool())
-            .await
-            .unwrap()
+        kommerce_kit::testing::scalar(self.pool(), sql).await
     }
 
     /// The envelopes of `event_type` in the service's outbox (its emitted events), oldest first.
     pub async fn emitted(&self, event_type: &str) -> Vec<Envelope> {
-        let rows: Vec<(String, String, Value)> = sqlx::query_as(
-            "SELECT topic, key, envelope FROM outbox WHERE event_type = $1 ORDER BY created_at, id",
-        )
-        .bind(event_type)
-        .fetch_all(self.pool())
-        .await
-        .unwrap();
-        rows.into_iter()
-            .map(|(topic, key, envelope)| {
-                assert_eq!(
-                    topic,
-                    self.kafka.topic(PAYMENTS_TOPIC),
-                    "pay emits into payments"
-                );
-                let envelope: Envelope = serde_json::from_value(envelope).unwrap();
-                assert_eq!(envelope.key, key, "the message key is the envelope's");
-                envelope
-            })
-            .collect()
+        kommerce_kit::testing::emitted(self.pool(), &self.kafka.topic(PAYMENTS_TOPIC), event_type)
+            .await
     }
 
     /// How many events this service's consumer has applied (its inbox).

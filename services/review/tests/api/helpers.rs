@@ -45,11 +45,7 @@ impl Drop for Stack {
 }
 
 fn http() -> HttpSettings {
-    HttpSettings {
-        host: "127.0.0.1".into(),
-        port: 0,
-        ..HttpSettings::default()
-    }
+    kommerce_kit::testing::local_http()
 }
 
 /// The kit's `eventually` with this suite's 30 s limit.

@@ -2,7 +2,6 @@
 //! port 0 with its own database and Redis key prefix.
 
 use futures::future::join_all;
-use kommerce_kit::HttpSettings;
 use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings, fields, problem};
 use kommerce_user::{App, MIGRATIONS, Settings};
 use reqwest::{Client, Response, StatusCode};
@@ -33,11 +32,7 @@ impl TestApp {
         let db = TestDatabase::create(MIGRATIONS).await;
         let redis = RedisNamespace::new();
         let mut settings = Settings {
-            http: HttpSettings {
-                host: "127.0.0.1".into(),
-                port: 0,
-                ..HttpSettings::default()
-            },
+            http: kommerce_kit::testing::local_http(),
             database: db.settings(),
             redis: redis.settings(),
             auth: auth_settings(),
