@@ -7,6 +7,17 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+/// What every object in a controller's cache claims (`claim` is `None` for an invalid one).
+pub fn of_cache<K>(
+    cache: &kube::runtime::reflector::Store<K>,
+    claim: impl Fn(&K) -> Option<Claim>,
+) -> Vec<Claim>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    cache.state().iter().filter_map(|o| claim(o)).collect()
+}
+
 /// A resource and the external names it claims.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {

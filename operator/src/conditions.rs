@@ -4,7 +4,8 @@
 //! describes.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kommerce_crds::conditions::{FALSE, TRUE};
+use kommerce_crds::conditions::{DEGRADED, FALSE, PROGRESSING, READY, RESOURCE_CONFLICT, TRUE};
+use kommerce_crds::reasons;
 
 /// A condition as a controller decides it, before timestamps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,49 @@ impl Desired {
             message: message.into(),
         }
     }
+}
+
+/// `ResourceConflict` false: nobody older claims what this resource names.
+pub fn no_conflict() -> Desired {
+    Desired::new(RESOURCE_CONFLICT, false, reasons::NO_CONFLICT, "")
+}
+
+/// The spec cannot be applied as written: not ready, not progressing until it is edited,
+/// degraded.
+pub fn invalid(error: &impl std::fmt::Display) -> Vec<Desired> {
+    let msg = error.to_string();
+    vec![
+        Desired::new(READY, false, reasons::INVALID_SPEC, msg.clone()),
+        Desired::new(PROGRESSING, false, reasons::INVALID_SPEC, "fix the spec"),
+        Desired::new(DEGRADED, true, reasons::INVALID_SPEC, msg),
+        no_conflict(),
+    ]
+}
+
+/// A backend refused or failed: degraded, retried with backoff.
+pub fn failed(reason: &'static str, message: &str) -> Vec<Desired> {
+    vec![
+        Desired::new(READY, false, reason, message),
+        Desired::new(PROGRESSING, false, reason, "retrying with backoff"),
+        Desired::new(DEGRADED, true, reason, message),
+        no_conflict(),
+    ]
+}
+
+/// An older `kind` resource (`owner`) claims `what`: this one is not applied.
+pub fn conflict(what: &str, kind: &str, owner: &str) -> Vec<Desired> {
+    let msg = format!("{what} is managed by the older {kind} {owner}; this one is not applied");
+    vec![
+        Desired::new(READY, false, reasons::CLAIMED_BY_OTHER, msg.clone()),
+        Desired::new(
+            PROGRESSING,
+            false,
+            reasons::NOT_APPLIED,
+            format!("waiting for the other {kind} to go away"),
+        ),
+        Desired::new(DEGRADED, false, reasons::HEALTHY, ""),
+        Desired::new(RESOURCE_CONFLICT, true, reasons::CLAIMED_BY_OTHER, msg),
+    ]
 }
 
 /// The conditions to write: one per desired type, in the given order.

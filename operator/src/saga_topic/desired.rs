@@ -4,12 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kommerce_crds::conditions::{DEGRADED, PROGRESSING, READY, RESOURCE_CONFLICT};
+use kommerce_crds::conditions::{DEGRADED, PROGRESSING, READY};
 use kommerce_crds::{ConfigDrift, DeletionPolicy, SagaTopic, reasons};
 use kube::ResourceExt as _;
 
 use crate::claims::Claim;
-use crate::conditions::Desired;
+use crate::conditions::{Desired, no_conflict};
 
 /// Kafka's limit is 249 characters; `.dlq` needs four of them.
 pub const MAX_TOPIC_NAME: usize = 245;
@@ -274,43 +274,16 @@ pub fn converged(desired: &[DesiredTopic], observed: &BTreeMap<String, ObservedT
 
 // ---- conditions for each outcome
 
-fn no_conflict() -> Desired {
-    Desired::new(RESOURCE_CONFLICT, false, reasons::NO_CONFLICT, "")
-}
-
 pub fn conditions_invalid(err: &Invalid) -> Vec<Desired> {
-    let msg = err.to_string();
-    vec![
-        Desired::new(READY, false, reasons::INVALID_SPEC, msg.clone()),
-        Desired::new(PROGRESSING, false, reasons::INVALID_SPEC, "fix the spec"),
-        Desired::new(DEGRADED, true, reasons::INVALID_SPEC, msg),
-        no_conflict(),
-    ]
+    crate::conditions::invalid(err)
 }
 
 pub fn conditions_conflict(topic: &str, owner: &str) -> Vec<Desired> {
-    let msg =
-        format!("topic {topic} is managed by the older SagaTopic {owner}; this one is not applied");
-    vec![
-        Desired::new(READY, false, reasons::CLAIMED_BY_OTHER, msg.clone()),
-        Desired::new(
-            PROGRESSING,
-            false,
-            reasons::NOT_APPLIED,
-            "waiting for the other SagaTopic to go away",
-        ),
-        Desired::new(DEGRADED, false, reasons::HEALTHY, ""),
-        Desired::new(RESOURCE_CONFLICT, true, reasons::CLAIMED_BY_OTHER, msg),
-    ]
+    crate::conditions::conflict(&format!("topic {topic}"), "SagaTopic", owner)
 }
 
 pub fn conditions_failed(reason: &'static str, message: &str) -> Vec<Desired> {
-    vec![
-        Desired::new(READY, false, reason, message),
-        Desired::new(PROGRESSING, false, reason, "retrying with backoff"),
-        Desired::new(DEGRADED, true, reason, message),
-        no_conflict(),
-    ]
+    crate::conditions::failed(reason, message)
 }
 
 pub fn conditions_waiting(message: &str) -> Vec<Desired> {
@@ -583,7 +556,10 @@ mod tests {
             "t and t.dlq: 2 partitions, config as specified"
         );
         let c = conditions_conflict("t", "ns/older");
-        assert!(c.iter().any(|d| d.type_ == RESOURCE_CONFLICT && d.status));
+        assert!(
+            c.iter()
+                .any(|d| d.type_ == kommerce_crds::conditions::RESOURCE_CONFLICT && d.status)
+        );
         assert!(c.iter().any(|d| d.type_ == READY && !d.status));
     }
 }

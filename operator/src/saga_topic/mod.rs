@@ -1,6 +1,6 @@
 //! The SagaTopic controller: Kafka topics (and dead-letter topics) through the Admin API.
 //!
-//! `reconcile` is the staged shell: read the broker → [`desired::validate`] →
+//! The shell is [`crate::reconciler`]; `apply` stages: read the broker → [`desired::validate`] →
 //! [`desired::plan`] (pure) → apply each step → conditions (pure) → patch status. The finalizer
 //! `kommerce.dev/topic-cleanup` deletes the topics only with `deletionPolicy: Delete`.
 
@@ -10,28 +10,23 @@ pub mod desired;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kommerce_crds::conditions::{DELETION_BLOCKED, RESOURCE_CONFLICT};
 use kommerce_crds::{DeletionPolicy, SagaTopic, SagaTopicStatus, TopicStatus, reasons};
-use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::Api;
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::finalizer;
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
-use kube::{Api, ResourceExt as _};
-use serde_json::json;
-use tracing::Instrument as _;
 
 use self::broker::{Broker, BrokerError};
 use self::desired::{Invalid, Step, Validated};
 use crate::backoff::Backoffs;
 use crate::claims::older_claimant;
 use crate::conditions::{self, Desired};
-use crate::context::{Shared, drive, reconcile_span};
-use crate::{MANAGER, metrics};
+use crate::context::Shared;
+use crate::reconciler::{self, ReconcileError, Reconciler};
 
 /// Label of this controller in metrics and logs.
 pub const CONTROLLER: &str = "sagatopic";
@@ -126,6 +121,16 @@ impl Context {
         Ok(b)
     }
 
+    /// What every SagaTopic in the cache claims.
+    fn claims(&self) -> Vec<crate::claims::Claim> {
+        let bootstrap = &self.shared.settings.kafka_bootstrap;
+        crate::claims::of_cache(&self.store, |o| {
+            desired::validate(o, bootstrap)
+                .ok()
+                .map(|v| desired::claim(o, &v))
+        })
+    }
+
     async fn event(
         &self,
         st: &SagaTopic,
@@ -140,68 +145,56 @@ impl Context {
 
 /// Runs the controller until `stop` resolves.
 pub async fn run(shared: Arc<Shared>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let controller = Controller::new(
-        shared.watched::<SagaTopic>(),
-        watcher::Config::default().any_semantic(),
-    );
-    let ctx = Arc::new(Context {
-        shared,
-        store: controller.store(),
-        brokers: Mutex::new(HashMap::new()),
-        backoff: Backoffs::default(),
-    });
-    drive(
-        CONTROLLER,
-        controller
-            .graceful_shutdown_on(stop)
-            .run(reconcile, error_policy, ctx),
+    let base = shared.clone();
+    reconciler::run(
+        &base,
+        |store| Context {
+            shared,
+            store,
+            brokers: Mutex::new(HashMap::new()),
+            backoff: Backoffs::default(),
+        },
+        stop,
     )
     .await;
 }
 
-async fn reconcile(st: Arc<SagaTopic>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let span = reconcile_span(CONTROLLER, st.as_ref());
-    let started = Instant::now();
-    let api: Api<SagaTopic> = Api::namespaced(
-        ctx.shared.client.clone(),
-        &st.namespace().unwrap_or_default(),
-    );
-    let obj = st.clone();
-    let result = finalizer(&api, FINALIZER, st, |event| async {
-        match event {
-            finalizer::Event::Apply(st) => apply(&st, &ctx, &api).await,
-            finalizer::Event::Cleanup(st) => cleanup(&st, &ctx, &api).await,
-        }
-    })
-    .instrument(span)
-    .await
-    .map_err(|e| match e {
-        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(Box::new(other)),
-    });
-    metrics::reconciled(
-        CONTROLLER,
-        started.elapsed(),
-        result.as_ref().err().map(Error::metric_label),
-    );
-    if result.is_ok() {
-        ctx.backoff.succeeded(&obj);
-    }
-    result
-}
+impl Reconciler for Context {
+    type Resource = SagaTopic;
+    type Status = SagaTopicStatus;
+    type Error = Error;
+    const CONTROLLER: &'static str = CONTROLLER;
+    const FINALIZER: &'static str = FINALIZER;
 
-#[allow(clippy::needless_pass_by_value)] // the signature Controller::run expects
-fn error_policy(st: Arc<SagaTopic>, error: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(controller = CONTROLLER, namespace = st.namespace(), name = %st.name_any(), error = %error, "reconcile failed");
-    match error {
-        // Nothing changes until someone edits the spec.
-        Error::InvalidSpec(_) => Action::await_change(),
-        _ => Action::requeue(ctx.backoff.failed(&st)),
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    fn backoff(&self) -> &Backoffs<SagaTopic> {
+        &self.backoff
+    }
+
+    async fn apply(&self, st: &SagaTopic, api: &Api<SagaTopic>) -> Result<Action, Error> {
+        apply(st, self, api).await
+    }
+
+    async fn cleanup(&self, st: &SagaTopic, api: &Api<SagaTopic>) -> Result<Action, Error> {
+        cleanup(st, self, api).await
     }
 }
 
-fn now() -> Time {
-    Time(jiff::Timestamp::now())
+impl ReconcileError for Error {
+    fn metric_label(&self) -> &'static str {
+        Error::metric_label(self)
+    }
+
+    fn awaits_a_spec_change(&self) -> bool {
+        matches!(self, Self::InvalidSpec(_))
+    }
+
+    fn finalizer(e: finalizer::Error<Self>) -> Self {
+        Self::Finalizer(Box::new(e))
+    }
 }
 
 async fn patch_status(
@@ -209,33 +202,9 @@ async fn patch_status(
     st: &SagaTopic,
     status: &SagaTopicStatus,
 ) -> Result<(), Error> {
-    let patch = json!({
-        "apiVersion": "kommerce.dev/v1alpha1",
-        "kind": "SagaTopic",
-        "status": status,
-    });
-    api.patch_status(
-        &st.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map(|_| ())
-    .map_err(Error::PatchStatus)
-}
-
-/// The status with new conditions, everything else carried over.
-fn with_conditions(st: &SagaTopic, desired: &[Desired]) -> SagaTopicStatus {
-    let previous = st.status.clone().unwrap_or_default();
-    SagaTopicStatus {
-        conditions: conditions::merge(
-            &previous.conditions,
-            desired,
-            st.metadata.generation,
-            &now(),
-        ),
-        ..previous
-    }
+    reconciler::patch_status(api, st, status)
+        .await
+        .map_err(Error::PatchStatus)
 }
 
 /// Writes a failure into the status (best effort: the reconcile error is what gets retried).
@@ -245,7 +214,7 @@ async fn report_failure(api: &Api<SagaTopic>, st: &SagaTopic, error: Error) -> E
         (_, Some(b)) => desired::conditions_failed(b.reason(), &error.to_string()),
         _ => return error,
     };
-    if let Err(e) = patch_status(api, st, &with_conditions(st, &desired)).await {
+    if let Err(e) = patch_status(api, st, &reconciler::with_conditions(st, &desired)).await {
         tracing::warn!(error = %e, "cannot write the failure into the status");
     }
     error
@@ -260,17 +229,7 @@ async fn apply(st: &SagaTopic, ctx: &Context, api: &Api<SagaTopic>) -> Result<Ac
     };
     // conflicts (pure, over the controller's cache)
     let me = desired::claim(st, &v);
-    let others: Vec<_> = ctx
-        .store
-        .state()
-        .iter()
-        .filter_map(|o| {
-            desired::validate(o, &settings.kafka_bootstrap)
-                .ok()
-                .map(|ov| desired::claim(o, &ov))
-        })
-        .collect();
-    if let Some(owner) = older_claimant(&me, &others) {
+    if let Some(owner) = older_claimant(&me, &ctx.claims()) {
         let owner = owner.display();
         let previous = st.status.clone().unwrap_or_default();
         if !conditions::is_true(&previous.conditions, RESOURCE_CONFLICT) {
@@ -286,7 +245,8 @@ async fn apply(st: &SagaTopic, ctx: &Context, api: &Api<SagaTopic>) -> Result<Ac
             )
             .await;
         }
-        let mut status = with_conditions(st, &desired::conditions_conflict(&v.topic, &owner));
+        let mut status =
+            reconciler::with_conditions(st, &desired::conditions_conflict(&v.topic, &owner));
         status.topic_name = Some(v.topic.clone());
         status.topics = vec![];
         patch_status(api, st, &status).await?;
@@ -322,7 +282,7 @@ async fn apply_to_broker(
     let drift = desired::is_drift(st.metadata.generation, previous.observed_generation);
 
     apply_steps(st, ctx, &broker, &plan, drift).await?;
-    let now = now();
+    let now = reconciler::now();
     let drift_list = if drift {
         desired::record_drift(&previous.drift, &plan, &now)
     } else {
@@ -483,17 +443,7 @@ async fn cleanup(st: &SagaTopic, ctx: &Context, api: &Api<SagaTopic>) -> Result<
         return Ok(Action::await_change());
     };
     let me = desired::claim(st, &v);
-    let others: Vec<_> = ctx
-        .store
-        .state()
-        .iter()
-        .filter_map(|o| {
-            desired::validate(o, &settings.kafka_bootstrap)
-                .ok()
-                .map(|ov| desired::claim(o, &ov))
-        })
-        .collect();
-    if older_claimant(&me, &others).is_some() {
+    if older_claimant(&me, &ctx.claims()).is_some() {
         // The topics belong to the older SagaTopic.
         return Ok(Action::await_change());
     }
@@ -547,7 +497,7 @@ async fn cleanup(st: &SagaTopic, ctx: &Context, api: &Api<SagaTopic>) -> Result<
                             &previous.conditions,
                             &blocked,
                             st.metadata.generation,
-                            &now(),
+                            &reconciler::now(),
                         ),
                         ..previous
                     };

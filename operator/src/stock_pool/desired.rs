@@ -3,12 +3,12 @@
 //! acknowledgement count and the conditions. No client, no clock.
 
 use kommerce_contracts::stock_pool::{PoolKeys, PoolPolicy, Strategy};
-use kommerce_crds::conditions::{DEGRADED, PROGRESSING, READY, RESOURCE_CONFLICT};
+use kommerce_crds::conditions::{DEGRADED, PROGRESSING, READY};
 use kommerce_crds::{StockPool, reasons};
 use kube::ResourceExt as _;
 
 use crate::claims::Claim;
-use crate::conditions::Desired;
+use crate::conditions::{Desired, no_conflict};
 
 pub use kommerce_contracts::stock_pool::DEFAULT_HASH;
 
@@ -128,10 +128,6 @@ impl Acks {
     }
 }
 
-fn no_conflict() -> Desired {
-    Desired::new(RESOURCE_CONFLICT, false, reasons::NO_CONFLICT, "")
-}
-
 pub fn conditions_acks(acks: Acks, hash: &str) -> Vec<Desired> {
     let summary = acks.summary(hash);
     let (ready, reason) = if acks.all_on_current() {
@@ -150,41 +146,15 @@ pub fn conditions_acks(acks: Acks, hash: &str) -> Vec<Desired> {
 }
 
 pub fn conditions_invalid(err: &Invalid) -> Vec<Desired> {
-    vec![
-        Desired::new(READY, false, reasons::INVALID_SPEC, err.to_string()),
-        Desired::new(PROGRESSING, false, reasons::INVALID_SPEC, "fix the spec"),
-        Desired::new(DEGRADED, true, reasons::INVALID_SPEC, err.to_string()),
-        no_conflict(),
-    ]
+    crate::conditions::invalid(err)
 }
 
 pub fn conditions_redis_failed(message: &str) -> Vec<Desired> {
-    vec![
-        Desired::new(READY, false, reasons::REDIS_UNAVAILABLE, message),
-        Desired::new(
-            PROGRESSING,
-            false,
-            reasons::REDIS_UNAVAILABLE,
-            "retrying with backoff",
-        ),
-        Desired::new(DEGRADED, true, reasons::REDIS_UNAVAILABLE, message),
-        no_conflict(),
-    ]
+    crate::conditions::failed(reasons::REDIS_UNAVAILABLE, message)
 }
 
 pub fn conditions_conflict(key: &str, owner: &str) -> Vec<Desired> {
-    let msg = format!("{key} is managed by the older StockPool {owner}; this one is not applied");
-    vec![
-        Desired::new(READY, false, reasons::CLAIMED_BY_OTHER, msg.clone()),
-        Desired::new(
-            PROGRESSING,
-            false,
-            reasons::NOT_APPLIED,
-            "waiting for the other StockPool to go away",
-        ),
-        Desired::new(DEGRADED, false, reasons::HEALTHY, ""),
-        Desired::new(RESOURCE_CONFLICT, true, reasons::CLAIMED_BY_OTHER, msg),
-    ]
+    crate::conditions::conflict(key, "StockPool", owner)
 }
 
 #[cfg(test)]

@@ -13,28 +13,22 @@ pub mod store;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kommerce_crds::conditions::{READY, RESOURCE_CONFLICT};
 use kommerce_crds::{StockPool, StockPoolStatus, reasons};
-use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::Api;
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::finalizer;
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
-use kube::{Api, ResourceExt as _};
 use redis::aio::ConnectionManager;
-use serde_json::json;
-use tracing::Instrument as _;
 
 use self::desired::{Acks, Invalid, Validated};
 use crate::backoff::Backoffs;
 use crate::claims::older_claimant;
-use crate::conditions::{self, Desired};
-use crate::context::{Shared, drive, reconcile_span};
-use crate::{MANAGER, metrics};
+use crate::conditions;
+use crate::context::Shared;
+use crate::reconciler::{self, ReconcileError, Reconciler};
 
 pub const CONTROLLER: &str = "stockpool";
 pub const FINALIZER: &str = "kommerce.dev/stockpool-cleanup";
@@ -134,77 +128,68 @@ impl Context {
         self.shared.event(sp, type_, reason, action, note).await;
     }
 
+    /// What every StockPool in the cache claims.
     fn claims(&self) -> Vec<crate::claims::Claim> {
         let url = &self.shared.settings.redis_url;
-        self.store
-            .state()
-            .iter()
-            .filter_map(|o| {
-                desired::validate(o, url)
-                    .ok()
-                    .map(|v| desired::claim(o, &v))
-            })
-            .collect()
+        crate::claims::of_cache(&self.store, |o| {
+            desired::validate(o, url)
+                .ok()
+                .map(|v| desired::claim(o, &v))
+        })
     }
 }
 
+/// Runs the controller until `stop` resolves.
 pub async fn run(shared: Arc<Shared>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let controller = Controller::new(
-        shared.watched::<StockPool>(),
-        watcher::Config::default().any_semantic(),
-    );
-    let ctx = Arc::new(Context {
-        shared,
-        store: controller.store(),
-        connections: Mutex::new(HashMap::new()),
-        backoff: Backoffs::default(),
-    });
-    drive(
-        CONTROLLER,
-        controller
-            .graceful_shutdown_on(stop)
-            .run(reconcile, error_policy, ctx),
+    let base = shared.clone();
+    reconciler::run(
+        &base,
+        |store| Context {
+            shared,
+            store,
+            connections: Mutex::new(HashMap::new()),
+            backoff: Backoffs::default(),
+        },
+        stop,
     )
     .await;
 }
 
-async fn reconcile(sp: Arc<StockPool>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let span = reconcile_span(CONTROLLER, sp.as_ref());
-    let started = Instant::now();
-    let api: Api<StockPool> = Api::namespaced(
-        ctx.shared.client.clone(),
-        &sp.namespace().unwrap_or_default(),
-    );
-    let obj = sp.clone();
-    let result = finalizer(&api, FINALIZER, sp, |event| async {
-        match event {
-            finalizer::Event::Apply(sp) => apply(&sp, &ctx, &api).await,
-            finalizer::Event::Cleanup(sp) => cleanup(&sp, &ctx).await,
-        }
-    })
-    .instrument(span)
-    .await
-    .map_err(|e| match e {
-        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(Box::new(other)),
-    });
-    metrics::reconciled(
-        CONTROLLER,
-        started.elapsed(),
-        result.as_ref().err().map(Error::metric_label),
-    );
-    if result.is_ok() {
-        ctx.backoff.succeeded(&obj);
+impl Reconciler for Context {
+    type Resource = StockPool;
+    type Status = StockPoolStatus;
+    type Error = Error;
+    const CONTROLLER: &'static str = CONTROLLER;
+    const FINALIZER: &'static str = FINALIZER;
+
+    fn shared(&self) -> &Shared {
+        &self.shared
     }
-    result
+
+    fn backoff(&self) -> &Backoffs<StockPool> {
+        &self.backoff
+    }
+
+    async fn apply(&self, sp: &StockPool, api: &Api<StockPool>) -> Result<Action, Error> {
+        apply(sp, self, api).await
+    }
+
+    async fn cleanup(&self, sp: &StockPool, _api: &Api<StockPool>) -> Result<Action, Error> {
+        cleanup(sp, self).await
+    }
 }
 
-#[allow(clippy::needless_pass_by_value)] // the signature Controller::run expects
-fn error_policy(sp: Arc<StockPool>, error: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(controller = CONTROLLER, namespace = sp.namespace(), name = %sp.name_any(), error = %error, "reconcile failed");
-    match error {
-        Error::InvalidSpec(_) => Action::await_change(),
-        _ => Action::requeue(ctx.backoff.failed(&sp)),
+impl ReconcileError for Error {
+    fn metric_label(&self) -> &'static str {
+        Error::metric_label(self)
+    }
+
+    fn awaits_a_spec_change(&self) -> bool {
+        matches!(self, Self::InvalidSpec(_))
+    }
+
+    fn finalizer(e: finalizer::Error<Self>) -> Self {
+        Self::Finalizer(Box::new(e))
     }
 }
 
@@ -213,32 +198,9 @@ async fn patch_status(
     sp: &StockPool,
     status: &StockPoolStatus,
 ) -> Result<(), Error> {
-    let patch = json!({
-        "apiVersion": "kommerce.dev/v1alpha1",
-        "kind": "StockPool",
-        "status": status,
-    });
-    api.patch_status(
-        &sp.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map(|_| ())
-    .map_err(Error::PatchStatus)
-}
-
-fn with_conditions(sp: &StockPool, desired: &[Desired]) -> StockPoolStatus {
-    let previous = sp.status.clone().unwrap_or_default();
-    StockPoolStatus {
-        conditions: conditions::merge(
-            &previous.conditions,
-            desired,
-            sp.metadata.generation,
-            &Time(jiff::Timestamp::now()),
-        ),
-        ..previous
-    }
+    reconciler::patch_status(api, sp, status)
+        .await
+        .map_err(Error::PatchStatus)
 }
 
 async fn report_failure(api: &Api<StockPool>, sp: &StockPool, error: Error) -> Error {
@@ -247,7 +209,7 @@ async fn report_failure(api: &Api<StockPool>, sp: &StockPool, error: Error) -> E
         e if e.is_redis() => desired::conditions_redis_failed(&e.to_string()),
         _ => return error,
     };
-    if let Err(e) = patch_status(api, sp, &with_conditions(sp, &desired)).await {
+    if let Err(e) = patch_status(api, sp, &reconciler::with_conditions(sp, &desired)).await {
         tracing::warn!(error = %e, "cannot write the failure into the status");
     }
     error
@@ -276,7 +238,7 @@ async fn apply(sp: &StockPool, ctx: &Context, api: &Api<StockPool>) -> Result<Ac
         patch_status(
             api,
             sp,
-            &with_conditions(sp, &desired::conditions_conflict(&key, &owner)),
+            &reconciler::with_conditions(sp, &desired::conditions_conflict(&key, &owner)),
         )
         .await?;
         return Ok(Action::requeue(
@@ -350,7 +312,7 @@ async fn publish_and_count(
             &previous.conditions,
             &conds,
             sp.metadata.generation,
-            &Time(jiff::Timestamp::now()),
+            &reconciler::now(),
         ),
         observed_generation: sp.metadata.generation,
         key: Some(key),
