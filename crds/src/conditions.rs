@@ -19,6 +19,9 @@ pub const RESOURCE_CONFLICT: &str = "ResourceConflict";
 /// with `deletionPolicy: Delete` and the broker refusing or unreachable).
 pub const DELETION_BLOCKED: &str = "DeletionBlocked";
 
+/// ShopService with `kommerce.dev/paused: "true"`: the operator changes nothing.
+pub const RECONCILIATION_PAUSED: &str = "ReconciliationPaused";
+
 /// Condition status values.
 pub const TRUE: &str = "True";
 pub const FALSE: &str = "False";

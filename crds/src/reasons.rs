@@ -52,3 +52,19 @@ pub const NO_LIVE_INSTANCES: &str = "NoLiveInstances";
 pub const ALL_ACKNOWLEDGED: &str = "AllAcknowledged";
 /// The finalizer removed the config key; instances fall back to their default.
 pub const CONFIG_REMOVED: &str = "ConfigRemoved";
+
+// ---- ShopService
+/// The Deployment is rolling out (or does not exist yet): not every replica is updated and
+/// available.
+pub const ROLLING_OUT: &str = "RollingOut";
+/// Every desired replica is updated and available.
+pub const AVAILABLE: &str = "Available";
+/// The Deployment's rollout failed (its own reason follows in the message, e.g.
+/// `ProgressDeadlineExceeded`), or a child was refused by the API server.
+pub const DEPLOYMENT_FAILED: &str = "DeploymentFailed";
+/// `kommerce.dev/paused: "true"`: nothing is applied.
+pub const PAUSED: &str = "Paused";
+/// The children were applied.
+pub const CHILDREN_APPLIED: &str = "ChildrenApplied";
+/// A child the spec no longer wants (Ingress, HPA, PDB) was deleted.
+pub const CHILD_DELETED: &str = "ChildDeleted";

@@ -77,6 +77,17 @@ pub struct Settings {
     /// Timeout of one Kafka admin request or Redis command.
     #[arg(long, env = "KOMMERCE_BACKEND_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub backend_timeout: Duration,
+    /// The IngressClass of ShopService Ingresses (default: the cluster's default class).
+    #[arg(long, env = "KOMMERCE_INGRESS_CLASS")]
+    pub ingress_class: Option<String>,
+    /// The namespace of the ingress controller: ShopService pods admit traffic from it (and
+    /// from other Kommerce pods) only.
+    #[arg(
+        long,
+        env = "KOMMERCE_INGRESS_NAMESPACE",
+        default_value = "ingress-nginx"
+    )]
+    pub ingress_namespace: String,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "KOMMERCE_WATCH_NAMESPACE")]
     pub namespace: Option<String>,

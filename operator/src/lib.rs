@@ -21,6 +21,7 @@ pub mod leader;
 pub mod metrics;
 pub mod reconciler;
 pub mod saga_topic;
+pub mod shop_service;
 pub mod stock_pool;
 
 use std::sync::Arc;
@@ -75,9 +76,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
 
     let shared = Arc::new(Shared::new(client.clone(), settings));
-    let controllers = futures::future::join(
+    let controllers = futures::future::join3(
         saga_topic::run(shared.clone(), stop_signal(stop_rx.clone())),
         stock_pool::run(shared.clone(), stop_signal(stop_rx.clone())),
+        shop_service::run(shared.clone(), stop_signal(stop_rx.clone())),
     );
     let result = if let Some(held) = lease {
         let outcome = tokio::select! {

@@ -61,11 +61,20 @@ pub trait Reconciler: Send + Sync + 'static {
 
     /// Label in metrics and logs.
     const CONTROLLER: &'static str;
-    /// Held while something outside the API server may have to be removed.
-    const FINALIZER: &'static str;
+    /// Held while something outside the API server may have to be removed; `None` when the
+    /// kind makes nothing outside it (its children go by garbage collection).
+    const FINALIZER: Option<&'static str>;
 
     fn shared(&self) -> &Shared;
     fn backoff(&self) -> &Backoffs<Self::Resource>;
+
+    /// More watches: changes of children that should wake their owner (default: none).
+    fn watches(
+        controller: Controller<Self::Resource>,
+        _shared: &Shared,
+    ) -> Controller<Self::Resource> {
+        controller
+    }
 
     /// Brings the world in line with the spec; returns when to look again.
     fn apply(
@@ -89,9 +98,12 @@ pub async fn run<R: Reconciler>(
     make: impl FnOnce(Store<R::Resource>) -> R,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let controller = Controller::new(
-        shared.watched::<R::Resource>(),
-        watcher::Config::default().any_semantic(),
+    let controller = R::watches(
+        Controller::new(
+            shared.watched::<R::Resource>(),
+            watcher::Config::default().any_semantic(),
+        ),
+        shared,
     );
     let ctx = Arc::new(make(controller.store()));
     drive(
@@ -111,18 +123,23 @@ async fn reconcile<R: Reconciler>(obj: Arc<R::Resource>, ctx: Arc<R>) -> Result<
         &obj.namespace().unwrap_or_default(),
     );
     let this = obj.clone();
-    let result = finalizer(&api, R::FINALIZER, obj, |event| async {
-        match event {
-            finalizer::Event::Apply(o) => ctx.apply(&o, &api).await,
-            finalizer::Event::Cleanup(o) => ctx.cleanup(&o, &api).await,
-        }
-    })
-    .instrument(span)
-    .await
-    .map_err(|e| match e {
-        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        other => R::Error::finalizer(other),
-    });
+    let result = match R::FINALIZER {
+        Some(name) => finalizer(&api, name, obj, |event| async {
+            match event {
+                finalizer::Event::Apply(o) => ctx.apply(&o, &api).await,
+                finalizer::Event::Cleanup(o) => ctx.cleanup(&o, &api).await,
+            }
+        })
+        .instrument(span)
+        .await
+        .map_err(|e| match e {
+            finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+            other => R::Error::finalizer(other),
+        }),
+        // Being deleted: the garbage collector removes the children.
+        None if obj.meta().deletion_timestamp.is_some() => Ok(Action::await_change()),
+        None => ctx.apply(&obj, &api).instrument(span).await,
+    };
     metrics::reconciled(
         R::CONTROLLER,
         started.elapsed(),
@@ -182,6 +199,15 @@ where
 }
 
 impl Conditioned for kommerce_crds::SagaTopicStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+}
+
+impl Conditioned for kommerce_crds::ShopServiceStatus {
     fn conditions(&self) -> &[Condition] {
         &self.conditions
     }

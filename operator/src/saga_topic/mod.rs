@@ -164,7 +164,7 @@ impl Reconciler for Context {
     type Status = SagaTopicStatus;
     type Error = Error;
     const CONTROLLER: &'static str = CONTROLLER;
-    const FINALIZER: &'static str = FINALIZER;
+    const FINALIZER: Option<&'static str> = Some(FINALIZER);
 
     fn shared(&self) -> &Shared {
         &self.shared

@@ -8,5 +8,6 @@ mod control_plane;
 mod crds;
 mod leader;
 mod saga_topic;
+mod shop_service;
 mod stock_pool;
 mod support;

@@ -145,6 +145,8 @@ pub fn settings(namespace: &str) -> Settings {
         stockpool_recheck: Duration::from_secs(1),
         stockpool_pending_recheck: Duration::from_millis(200),
         backend_timeout: Duration::from_secs(3),
+        ingress_class: None,
+        ingress_namespace: "ingress-nginx".into(),
         namespace: Some(namespace.into()),
         http_addr: "127.0.0.1:0".parse().unwrap(),
         leader_election: false,
@@ -191,6 +193,10 @@ pub async fn start_operator(client: &Client, settings: Settings) -> Operator {
             kommerce_operator::stop_signal(rx.clone()),
         )),
         tokio::spawn(kommerce_operator::stock_pool::run(
+            shared.clone(),
+            kommerce_operator::stop_signal(rx.clone()),
+        )),
+        tokio::spawn(kommerce_operator::shop_service::run(
             shared,
             kommerce_operator::stop_signal(rx),
         )),

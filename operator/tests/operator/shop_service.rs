@@ -1,0 +1,204 @@
+//! ShopService against the real API server, Deployment, ReplicaSet and garbage-collection
+//! controllers and simulated nodes: children appear, owned; status follows the real
+//! Deployment; a config change rolls a new ReplicaSet; unwanted children go; paused is
+//! honoured; deleting the ShopService collects every child.
+
+use std::time::Duration;
+
+use crate::support::{self, condition, eventually};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kommerce_crds::ShopService;
+use kommerce_crds::conditions::{READY, RECONCILIATION_PAUSED};
+use kommerce_crds::reasons;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn doc(name: &str, replicas: i32, ttl: u32, ingress: bool) -> Value {
+    let mut spec = json!({
+        "component": "item",
+        "image": "kommerce/item:1",
+        "replicas": replicas,
+        "config": { "cache": { "ttl_secs": ttl }, "telemetry": { "log_filter": "info" } },
+    });
+    if ingress {
+        spec["ingress"] =
+            json!({ "host": "shop.test", "pathPrefixes": ["/api/v1/items", "/api/v1/categories"] });
+    }
+    json!({ "apiVersion": "kommerce.dev/v1alpha1", "kind": "ShopService", "metadata": { "name": name }, "spec": spec })
+}
+
+/// The ShopService once it is Ready on config `hash` (any hash when `None`) with `replicas`
+/// ready replicas.
+async fn ready(
+    api: &Api<ShopService>,
+    name: &str,
+    replicas: i32,
+    not_hash: Option<&str>,
+) -> ShopService {
+    eventually(
+        &format!("{name} ready with {replicas} replicas"),
+        WAIT,
+        || async {
+            let ss = api.get(name).await.ok()?;
+            let st = ss.status.clone()?;
+            let fresh = not_hash.is_none_or(|h| st.config_hash.as_deref() != Some(h));
+            (fresh
+                && condition(&st.conditions, READY)? == ("True".into(), reasons::AVAILABLE.into())
+                && st.ready_replicas == Some(replicas)
+                && st.observed_generation == ss.metadata.generation)
+                .then_some(ss)
+        },
+    )
+    .await
+}
+
+async fn gone<K>(api: &Api<K>, name: &str, what: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    eventually(&format!("{what} deleted"), WAIT, || async {
+        api.get_opt(name).await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one resource's life, step by step
+async fn a_shop_service_runs_rolls_on_config_drops_unwanted_children_and_is_collected() {
+    let client = support::client().await;
+    let ns = support::namespace(&client, "shop").await;
+    let _operator = support::start_operator(&client, support::settings(&ns)).await;
+    let api: Api<ShopService> = Api::namespaced(client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let ssa = PatchParams::apply("kommerce-tests");
+    let name = "item";
+
+    // Applied: every child appears, owned by the ShopService, and the status follows the real
+    // Deployment to Ready.
+    api.patch(name, &ssa, &Patch::Apply(doc(name, 2, 60, true)))
+        .await
+        .unwrap();
+    let ss = ready(&api, name, 2, None).await;
+    let status = ss.status.clone().unwrap();
+    let first = status.config_hash.clone().unwrap();
+    assert_eq!(status.url.as_deref(), Some("http://shop.test/api/v1/items"));
+    let d = deployments.get(name).await.unwrap();
+    let owner = &d.metadata.owner_references.clone().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("ShopService", ss.metadata.uid.as_deref().unwrap())
+    );
+    let template = d.spec.clone().unwrap().template;
+    assert_eq!(
+        template.metadata.unwrap().annotations.unwrap()["kommerce.dev/config-hash"],
+        first
+    );
+    let cm: ConfigMap = Api::namespaced(client.clone(), &ns)
+        .get(name)
+        .await
+        .unwrap();
+    let toml = &cm.data.unwrap()["config.toml"];
+    assert!(toml.contains("[cache]\nttl_secs = 60"), "{toml}");
+    let _: Service = Api::namespaced(client.clone(), &ns)
+        .get(name)
+        .await
+        .unwrap();
+    let _: NetworkPolicy = Api::namespaced(client.clone(), &ns)
+        .get(name)
+        .await
+        .unwrap();
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
+    assert!(ingresses.get_opt(name).await.unwrap().is_some());
+    assert!(
+        pdbs.get_opt(name).await.unwrap().is_some(),
+        "2 replicas: a PDB"
+    );
+
+    let out = support::kubectl(&[
+        "wait",
+        "-n",
+        &ns,
+        "--for=condition=Ready",
+        "shopsvc",
+        "--all",
+        "--timeout=30s",
+    ]);
+    assert!(
+        out.status.success(),
+        "kubectl wait: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = support::kubectl(&["get", "shopsvc", "-n", &ns]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .eq([
+                "NAME",
+                "COMPONENT",
+                "REPLICAS",
+                "READY",
+                "REPLICAS",
+                "READY",
+                "AGE"
+            ]),
+        "{table}"
+    );
+
+    // A config change rolls a new ReplicaSet, and the status follows it back to Ready.
+    api.patch(name, &ssa, &Patch::Apply(doc(name, 2, 61, true)))
+        .await
+        .unwrap();
+    let ss = ready(&api, name, 2, Some(&first)).await;
+    let second = ss.status.unwrap().config_hash.unwrap();
+    assert_ne!(second, first);
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
+    let replica_sets = sets.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(replica_sets.len(), 2, "the config change rolled a new ReplicaSet");
+
+    // No ingress, one replica: the Ingress and the PDB go.
+    api.patch(name, &ssa, &Patch::Apply(doc(name, 1, 61, false)))
+        .await
+        .unwrap();
+    gone(&ingresses, name, "the Ingress").await;
+    gone(&pdbs, name, "the PDB").await;
+    ready(&api, name, 1, None).await;
+
+    // Paused: a change is not applied, and the status says so.
+    api.patch(
+        name,
+        &ssa,
+        &Patch::Apply(json!({
+            "apiVersion": "kommerce.dev/v1alpha1", "kind": "ShopService",
+            "metadata": { "name": name, "annotations": { "kommerce.dev/paused": "true" } },
+            "spec": doc(name, 3, 61, false)["spec"],
+        })),
+    )
+    .await
+    .unwrap();
+    eventually("paused reported", WAIT, || async {
+        let st = api.get(name).await.ok()?.status?;
+        (condition(&st.conditions, RECONCILIATION_PAUSED)?.0 == "True").then_some(())
+    })
+    .await;
+    let d = deployments.get(name).await.unwrap();
+    assert_eq!(
+        d.spec.unwrap().replicas,
+        Some(1),
+        "paused: replicas 3 not applied"
+    );
+
+    // Deleted: the garbage collector takes every child.
+    api.delete(name, &DeleteParams::background()).await.unwrap();
+    gone(&deployments, name, "the Deployment").await;
+}
