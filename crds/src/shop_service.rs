@@ -67,8 +67,9 @@ pub struct ShopServiceSpec {
     /// Container resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    /// Service configuration, rendered into the ConfigMap's `config.toml` (its hash rolls the
-    /// Deployment).
+    /// Service configuration (sections of keys), rendered into the ConfigMap's `config.toml`:
+    /// keys the service applies live reach the pods without a restart, any other change rolls
+    /// the Deployment.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "crate::schema::free_form_object")]
     pub config: BTreeMap<String, serde_json::Value>,
@@ -185,9 +186,16 @@ pub struct ShopServiceStatus {
     /// Ready replicas of the Deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
-    /// Hash of the rendered config file (a change rolls the Deployment).
+    /// Hash of the rendered config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
+    /// Hash of the keys the service cannot change live: a change rolls the Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_hash: Option<String>,
+    /// How the last config change reached the pods: `live` (the service applied it) or `rolled`
+    /// (a new ReplicaSet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_config_change: Option<String>,
     /// Where the service answers (through the Ingress).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,

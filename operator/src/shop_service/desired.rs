@@ -36,8 +36,9 @@ use crate::conditions::{Desired, no_conflict};
 /// Where the rendered config is mounted; the services read `KOMMERCE_CONFIG`.
 pub const CONFIG_DIR: &str = "/etc/kommerce";
 pub const CONFIG_FILE: &str = "config.toml";
-/// The pod template annotation whose change rolls the Deployment.
-pub const CONFIG_HASH_ANNOTATION: &str = "kommerce.dev/config-hash";
+/// The pod template annotation whose change rolls the Deployment: the hash of the keys the
+/// service cannot apply live.
+pub const RESTART_HASH_ANNOTATION: &str = "kommerce.dev/restart-hash";
 /// A ShopService with this annotation set to `"true"` is left alone.
 pub const PAUSED_ANNOTATION: &str = "kommerce.dev/paused";
 /// How long a pod may drain after SIGTERM: the services stop accepting, finish in-flight
@@ -53,11 +54,13 @@ pub enum Invalid {
     Config { key: String, message: String },
 }
 
-/// A spec that passed every check: the rendered config and its hash.
+/// A spec that passed every check: the rendered config, its hash, and the hash of the keys
+/// the service cannot change live (the one that rolls the Deployment).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validated {
     pub config_toml: String,
     pub config_hash: String,
+    pub restart_hash: String,
 }
 
 pub fn component_name(c: Component) -> &'static str {
@@ -101,10 +104,32 @@ pub fn validate(ss: &ShopService) -> Result<Validated, Invalid> {
         message: e.to_string(),
     })?;
     let config_hash = hash(&config_toml);
+    let live = kommerce_contracts::config::live_keys(component_name(ss.spec.component));
+    let mut restart = table;
+    for key in live {
+        if let Some((section, name)) = key.split_once('.')
+            && let Some(toml::Value::Table(t)) = restart.get_mut(section)
+        {
+            t.remove(name);
+        }
+    }
+    let restart_hash = hash(&toml::to_string(&restart).unwrap_or_default());
     Ok(Validated {
         config_toml,
         config_hash,
+        restart_hash,
     })
+}
+
+/// How the change from the status's config to `v` reaches the pods: `live` when only live keys
+/// changed, `rolled` otherwise; unchanged config keeps what the status said.
+pub fn config_change(previous: &kommerce_crds::ShopServiceStatus, v: &Validated) -> Option<String> {
+    match (&previous.config_hash, &previous.restart_hash) {
+        (Some(c), _) if *c == v.config_hash => previous.last_config_change.clone(),
+        (Some(_), Some(r)) if *r == v.restart_hash => Some("live".into()),
+        (Some(_), _) => Some("rolled".into()),
+        (None, _) => None,
+    }
 }
 
 fn null_at(v: &serde_json::Value, path: &str) -> Option<String> {
@@ -290,7 +315,7 @@ pub fn deployment(ss: &ShopService, v: &Validated) -> Deployment {
         }]
     });
     let annotations = BTreeMap::from([
-        (CONFIG_HASH_ANNOTATION.to_owned(), v.config_hash.clone()),
+        (RESTART_HASH_ANNOTATION.to_owned(), v.restart_hash.clone()),
         ("prometheus.io/scrape".to_owned(), "true".to_owned()),
         ("prometheus.io/port".to_owned(), spec.port.to_string()),
         ("prometheus.io/path".to_owned(), "/metrics".to_owned()),

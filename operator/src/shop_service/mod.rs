@@ -1,7 +1,8 @@
 //! The ShopService controller: one Kommerce microservice's Deployment, Service, ConfigMap,
 //! NetworkPolicy and, when the spec asks for them, Ingress, HPA and PDB — each applied by
 //! server-side apply with the operator's field manager and owned by the ShopService (deleting it
-//! garbage-collects them). A config change rolls the Deployment through the config-hash
+//! garbage-collects them). A config change of a key the service applies live reaches the pods
+//! through the mounted ConfigMap; any other rolls the Deployment through the restart-hash
 //! annotation of its pod template. The status is read off the real Deployment.
 //!
 //! The shell is [`crate::reconciler`]; every decision is a pure function of [`desired`].
@@ -264,7 +265,9 @@ async fn apply(ss: &ShopService, ctx: &Context, api: &Api<ShopService>) -> Resul
         observed_generation: ss.metadata.generation,
         replicas: observed.replicas,
         ready_replicas: observed.ready_replicas,
+        last_config_change: desired::config_change(&previous, &v),
         config_hash: Some(v.config_hash.clone()),
+        restart_hash: Some(v.restart_hash.clone()),
         url: desired::url(ss),
     };
     patch_status(api, ss, &status).await?;

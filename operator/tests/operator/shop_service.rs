@@ -20,11 +20,20 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(90);
 
 fn doc(name: &str, replicas: i32, ttl: u32, ingress: bool) -> Value {
+    doc_with(name, replicas, ttl, 10, ingress)
+}
+
+/// `ttl` is a key the item service applies live; `pool` (`database.max_connections`) is not.
+fn doc_with(name: &str, replicas: i32, ttl: u32, pool: u32, ingress: bool) -> Value {
     let mut spec = json!({
         "component": "item",
         "image": "kommerce/item:1",
         "replicas": replicas,
-        "config": { "cache": { "ttl_secs": ttl }, "telemetry": { "log_filter": "info" } },
+        "config": {
+            "cache": { "ttl_secs": ttl },
+            "database": { "max_connections": pool },
+            "telemetry": { "log_filter": "info" },
+        },
     });
     if ingress {
         spec["ingress"] =
@@ -96,8 +105,8 @@ async fn a_shop_service_runs_rolls_on_config_drops_unwanted_children_and_is_coll
     );
     let template = d.spec.clone().unwrap().template;
     assert_eq!(
-        template.metadata.unwrap().annotations.unwrap()["kommerce.dev/config-hash"],
-        first
+        template.metadata.unwrap().annotations.unwrap()["kommerce.dev/restart-hash"],
+        status.restart_hash.clone().unwrap()
     );
     let cm: ConfigMap = Api::namespaced(client.clone(), &ns)
         .get(name)
@@ -155,19 +164,41 @@ async fn a_shop_service_runs_rolls_on_config_drops_unwanted_children_and_is_coll
         "{table}"
     );
 
-    // A config change rolls a new ReplicaSet, and the status follows it back to Ready.
+    // A change of a live key reaches the pods through the ConfigMap: no new ReplicaSet.
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
     api.patch(name, &ssa, &Patch::Apply(doc(name, 2, 61, true)))
         .await
         .unwrap();
     let ss = ready(&api, name, 2, Some(&first)).await;
-    let second = ss.status.unwrap().config_hash.unwrap();
-    assert_ne!(second, first);
-    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
+    let status = ss.status.unwrap();
+    let second = status.config_hash.clone().unwrap();
+    assert_eq!(status.last_config_change.as_deref(), Some("live"));
+    let cm: ConfigMap = Api::namespaced(client.clone(), &ns)
+        .get(name)
+        .await
+        .unwrap();
+    assert!(cm.data.unwrap()["config.toml"].contains("ttl_secs = 61"));
     let replica_sets = sets.list(&ListParams::default()).await.unwrap().items;
-    assert_eq!(replica_sets.len(), 2, "the config change rolled a new ReplicaSet");
+    assert_eq!(replica_sets.len(), 1, "a live change rolls nothing");
+
+    // Any other change rolls a new ReplicaSet, and the status follows it back to Ready.
+    api.patch(name, &ssa, &Patch::Apply(doc_with(name, 2, 61, 20, true)))
+        .await
+        .unwrap();
+    let ss = ready(&api, name, 2, Some(&second)).await;
+    assert_eq!(
+        ss.status.unwrap().last_config_change.as_deref(),
+        Some("rolled")
+    );
+    let replica_sets = sets.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(
+        replica_sets.len(),
+        2,
+        "the config change rolled a new ReplicaSet"
+    );
 
     // No ingress, one replica: the Ingress and the PDB go.
-    api.patch(name, &ssa, &Patch::Apply(doc(name, 1, 61, false)))
+    api.patch(name, &ssa, &Patch::Apply(doc_with(name, 1, 61, 20, false)))
         .await
         .unwrap();
     gone(&ingresses, name, "the Ingress").await;
@@ -181,7 +212,7 @@ async fn a_shop_service_runs_rolls_on_config_drops_unwanted_children_and_is_coll
         &Patch::Apply(json!({
             "apiVersion": "kommerce.dev/v1alpha1", "kind": "ShopService",
             "metadata": { "name": name, "annotations": { "kommerce.dev/paused": "true" } },
-            "spec": doc(name, 3, 61, false)["spec"],
+            "spec": doc_with(name, 3, 61, 20, false)["spec"],
         })),
     )
     .await

@@ -15,9 +15,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use kommerce_contracts::config::live_keys;
 use kommerce_kit::HttpSettings;
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::http::Readiness;
+use kommerce_kit::live::Live;
 use kommerce_kit::server::{Foundation, Service, StartError};
 use kommerce_kit::workers::Workers;
 use sqlx::PgPool;
@@ -100,6 +102,8 @@ impl App {
         let sweeper = Sweeper::new(db.clone(), blobs, images.unattached_max_age());
         let interval = Duration::from_secs(images.sweep_interval_secs.max(1));
         let mut workers = Workers::new();
+        // The config file is watched: live keys apply at once, the others at the next restart.
+        let _live = Live::start(&mut workers, settings.clone(), live_keys("image"));
         workers.spawn_loop("sweeper", move |stop| sweeper.clone().run(interval, stop));
         Service::bind(&http, router(state), Readiness::new(db, redis), workers).await
     }

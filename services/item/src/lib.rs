@@ -14,10 +14,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use kommerce_contracts::config::live_keys;
 use kommerce_contracts::image::ImageClient;
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::cache::Redis;
 use kommerce_kit::http::Readiness;
+use kommerce_kit::live::Live;
 use kommerce_kit::messaging::{self, Hooks, provision_topics};
 use kommerce_kit::server::{Foundation, Service, StartError};
 use kommerce_kit::workers::Workers;
@@ -43,7 +45,8 @@ pub struct AppState {
     pub stock: Stock,
     verifier: Arc<TokenVerifier>,
     images: ImageClient,
-    cache_ttl_secs: u64,
+    /// The settings as they are now (`cache.ttl_secs` changes live).
+    live: Live<Settings>,
     instance_id: String,
 }
 
@@ -81,6 +84,8 @@ impl App {
             .unwrap_or_else(default_instance_id);
         let keys = stock::live::keys(&redis, &settings.stock.pool, &instance_id);
         let mut workers = Workers::new();
+        // The config file is watched: live keys apply at once, the others at the next restart.
+        let live = Live::start(&mut workers, settings.clone(), live_keys("item"));
         let policy = stock::live::start(
             &mut workers,
             db.clone(),
@@ -122,7 +127,7 @@ impl App {
                 &settings.peers.image,
                 Duration::from_millis(settings.peers.timeout_ms),
             )),
-            cache_ttl_secs: settings.cache.ttl_secs,
+            live,
             instance_id,
         };
         Service::bind(

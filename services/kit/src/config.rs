@@ -30,11 +30,24 @@ pub enum ConfigError {
 /// Loads `T` from the default file location (or `$KOMMERCE_CONFIG`) and the environment.
 pub fn load<T: for<'de> Deserialize<'de>>() -> Result<T, ConfigError> {
     let explicit = std::env::var_os("KOMMERCE_CONFIG").map(PathBuf::from);
-    match explicit {
-        Some(path) if !path.exists() => Err(ConfigError::MissingFile(path)),
-        Some(path) => load_from(&path),
-        None => load_from(Path::new(DEFAULT_CONFIG_PATH)),
+    let path = match explicit {
+        Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path)),
+        Some(path) => path,
+        None => PathBuf::from(DEFAULT_CONFIG_PATH),
+    };
+    let settings = load_from(&path)?;
+    if path.exists() {
+        let _ = LOADED_FROM.set(path);
     }
+    Ok(settings)
+}
+
+/// The file [`load`] read the settings from (none when there was no file): the one the service
+/// watches for live changes.
+static LOADED_FROM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+pub fn loaded_from() -> Option<PathBuf> {
+    LOADED_FROM.get().cloned()
 }
 
 /// Loads `T` from `path` (skipped when absent) overlaid with `KOMMERCE_*` variables.

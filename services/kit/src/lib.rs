@@ -12,6 +12,7 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod live;
 pub mod messaging;
 pub mod peer;
 pub mod saga;

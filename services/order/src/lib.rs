@@ -13,11 +13,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use kommerce_contracts::config::live_keys;
 use kommerce_contracts::item::ItemClient;
 use kommerce_contracts::pay::PayClient;
 use kommerce_contracts::saga::{ORDERS_TOPIC, PAYMENTS_TOPIC};
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::http::Readiness;
+use kommerce_kit::live::Live;
 use kommerce_kit::messaging::{Hooks, provision_topics};
 use kommerce_kit::peer::Peer;
 use kommerce_kit::server::{Foundation, Service, StartError};
@@ -81,6 +83,8 @@ impl App {
         let item = ItemClient(Peer::new("item", &settings.peers.item, timeout));
         let pay = PayClient(Peer::new("pay", &settings.peers.pay, timeout));
         let mut workers = Workers::new();
+        // The config file is watched: live keys apply at once, the others at the next restart.
+        let _live = Live::start(&mut workers, settings.clone(), live_keys("order"));
         let mut bus = workers.messaging(&db, kafka);
         bus.relay()?;
         let handler = Arc::new(events::SagaHandler {

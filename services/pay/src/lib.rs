@@ -13,12 +13,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use kommerce_contracts::config::live_keys;
 use kommerce_contracts::item::ItemClient;
 use kommerce_contracts::order::OrderClient;
 use kommerce_contracts::saga::{ORDERS_TOPIC, PAYMENTS_TOPIC};
 use kommerce_contracts::user::UserClient;
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::http::Readiness;
+use kommerce_kit::live::Live;
 use kommerce_kit::messaging::{Hooks, provision_topics};
 use kommerce_kit::peer::Peer;
 use kommerce_kit::server::{Foundation, Service, StartError};
@@ -49,7 +51,8 @@ pub struct AppState {
     order: OrderClient,
     payments_topic: String,
     wallet: config::WalletSettings,
-    card: config::CardSettings,
+    /// The settings as they are now (the simulated card changes live).
+    live: Live<Settings>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -86,6 +89,8 @@ impl App {
         let item = ItemClient(Peer::new("item", &settings.peers.item, timeout));
         let order = OrderClient(Peer::new("order", &settings.peers.order, timeout));
         let mut workers = Workers::new();
+        // The config file is watched: live keys apply at once, the others at the next restart.
+        let live = Live::start(&mut workers, settings.clone(), live_keys("pay"));
         let mut bus = workers.messaging(&db, kafka);
         bus.relay()?;
         let handler = Arc::new(events::SagaHandler {
@@ -106,7 +111,7 @@ impl App {
             order,
             payments_topic: payments,
             wallet: settings.wallet.clone(),
-            card: settings.card.clone(),
+            live,
         };
         Service::bind(
             &settings.http,

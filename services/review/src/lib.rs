@@ -14,10 +14,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use kommerce_contracts::config::live_keys;
 use kommerce_contracts::image::ImageClient;
 use kommerce_contracts::order::OrderClient;
 use kommerce_kit::auth::TokenVerifier;
 use kommerce_kit::http::Readiness;
+use kommerce_kit::live::Live;
 use kommerce_kit::messaging::{self, provision_topics};
 use kommerce_kit::peer::Peer;
 use kommerce_kit::server::{Foundation, Service, StartError};
@@ -72,6 +74,8 @@ impl App {
         let topic = kafka.topic(REVIEWS_TOPIC);
         provision_topics(kafka, &[&topic]).await?;
         let mut workers = Workers::new();
+        // The config file is watched: live keys apply at once, the others at the next restart.
+        let _live = Live::start(&mut workers, settings.clone(), live_keys("review"));
         let mut bus = workers.messaging(&db, kafka);
         bus.relay()?;
         let peers = &settings.peers;

@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use kommerce_contracts::config::live_keys;
 use kommerce_kit::auth::{TokenSigner, TokenVerifier};
 use kommerce_kit::cache::Redis;
 use kommerce_kit::http::{ApiError, Readiness};
+use kommerce_kit::live::Live;
 use kommerce_kit::server::{Foundation, Service, StartError};
 use kommerce_kit::workers::Workers;
 use sqlx::PgPool;
@@ -92,11 +94,14 @@ impl App {
             signer,
             sessions,
         };
+        let mut workers = Workers::new();
+        // The config file is watched: live keys apply at once, the others at the next restart.
+        let _live = Live::start(&mut workers, settings.clone(), live_keys("user"));
         Service::bind(
             &settings.http,
             router(state),
             Readiness::new(db, redis),
-            Workers::new(),
+            workers,
         )
         .await
     }

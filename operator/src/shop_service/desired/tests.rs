@@ -63,6 +63,66 @@ fn the_config_renders_as_sections_and_its_hash_follows_the_content() {
 }
 
 #[test]
+fn a_live_key_changes_the_config_hash_but_not_the_restart_hash() {
+    let ss = shop(1);
+    let v = validate(&ss).expect("valid");
+    let mut live = ss.clone();
+    live.spec
+        .config
+        .insert("cache".into(), json!({"ttl_secs": 5}));
+    let lv = validate(&live).expect("valid");
+    assert_ne!(lv.config_hash, v.config_hash);
+    assert_eq!(
+        lv.restart_hash, v.restart_hash,
+        "cache.ttl_secs is live for item"
+    );
+    let mut rolled = ss.clone();
+    rolled
+        .spec
+        .config
+        .insert("database".into(), json!({"max_connections": 20}));
+    let rv = validate(&rolled).expect("valid");
+    assert_ne!(rv.restart_hash, v.restart_hash);
+
+    let status = |c: &Validated, last: Option<&str>| kommerce_crds::ShopServiceStatus {
+        config_hash: Some(c.config_hash.clone()),
+        restart_hash: Some(c.restart_hash.clone()),
+        last_config_change: last.map(str::to_owned),
+        ..kommerce_crds::ShopServiceStatus::default()
+    };
+    assert_eq!(
+        config_change(&kommerce_crds::ShopServiceStatus::default(), &v),
+        None,
+        "the first config"
+    );
+    assert_eq!(
+        config_change(&status(&v, None), &lv).as_deref(),
+        Some("live")
+    );
+    assert_eq!(
+        config_change(&status(&v, None), &rv).as_deref(),
+        Some("rolled")
+    );
+    assert_eq!(
+        config_change(&status(&lv, Some("live")), &lv).as_deref(),
+        Some("live"),
+        "no change keeps what was said"
+    );
+    // The same key is not live for a service that does not declare it.
+    let mut order = ss.clone();
+    order.spec.component = Component::Order;
+    let mut order_ttl = order.clone();
+    order_ttl
+        .spec
+        .config
+        .insert("cache".into(), json!({"ttl_secs": 5}));
+    assert_ne!(
+        validate(&order).expect("valid").restart_hash,
+        validate(&order_ttl).expect("valid").restart_hash
+    );
+}
+
+#[test]
 fn a_config_that_is_not_sections_or_holds_null_is_refused_naming_the_key() {
     let mut ss = shop(1);
     ss.spec.config.insert("ttl".into(), json!(5));
@@ -100,8 +160,8 @@ fn the_deployment_is_restricted_probed_owned_and_carries_the_config_hash() {
             .metadata
             .as_ref()
             .and_then(|m| m.annotations.as_ref())
-            .expect("annotations")[CONFIG_HASH_ANNOTATION],
-        v.config_hash
+            .expect("annotations")[RESTART_HASH_ANNOTATION],
+        v.restart_hash
     );
     let pod = template.spec.as_ref().expect("pod");
     assert_eq!(pod.automount_service_account_token, Some(false));

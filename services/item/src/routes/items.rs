@@ -40,7 +40,7 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Re
             .await?
             .ok_or(ApiError::NotFound("item"))?;
         let json = serde_json::to_string(&item).map_err(ApiError::internal)?;
-        cache::put(&s.redis, id, &json, s.cache_ttl_secs).await;
+        cache::put(&s.redis, id, &json, s.live.get().cache.ttl_secs).await;
         json
     };
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())

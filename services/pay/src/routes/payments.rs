@@ -84,11 +84,12 @@ async fn priced_lines(
 
 /// The simulated card network: it takes its time and sometimes declines.
 async fn card(s: &AppState) -> Result<(), ApiError> {
-    if s.card.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(s.card.latency_ms)).await;
+    let card = s.live.get().card.clone();
+    if card.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(card.latency_ms)).await;
     }
     let roll: f64 = rand::rng().random();
-    if roll < s.card.failure_rate {
+    if roll < card.failure_rate {
         return Err(ApiError::PaymentRequired(
             "the card was declined; nothing was charged".into(),
         ));

@@ -109,7 +109,7 @@ mod tests {
             order: kommerce_contracts::order::OrderClient(nowhere("order")),
             payments_topic: "payments".into(),
             wallet: config::WalletSettings::default(),
-            card: config::CardSettings::default(),
+            live: kommerce_kit::live::Live::fixed(config::Settings::default()),
         };
         Harness {
             _db: db,
