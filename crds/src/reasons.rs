@@ -62,6 +62,9 @@ pub const AVAILABLE: &str = "Available";
 /// The Deployment's rollout failed (its own reason follows in the message, e.g.
 /// `ProgressDeadlineExceeded`), or a child was refused by the API server.
 pub const DEPLOYMENT_FAILED: &str = "DeploymentFailed";
+/// The config does not read as the service's settings (the message names the key); nothing
+/// was applied.
+pub const INVALID_CONFIG: &str = "InvalidConfig";
 /// `kommerce.dev/paused: "true"`: nothing is applied.
 pub const PAUSED: &str = "Paused";
 /// The children were applied.

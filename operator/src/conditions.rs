@@ -40,11 +40,16 @@ pub fn no_conflict() -> Desired {
 /// The spec cannot be applied as written: not ready, not progressing until it is edited,
 /// degraded.
 pub fn invalid(error: &impl std::fmt::Display) -> Vec<Desired> {
+    invalid_as(reasons::INVALID_SPEC, error)
+}
+
+/// [`invalid`] with a more precise reason (`InvalidConfig`).
+pub fn invalid_as(reason: &'static str, error: &impl std::fmt::Display) -> Vec<Desired> {
     let msg = error.to_string();
     vec![
-        Desired::new(READY, false, reasons::INVALID_SPEC, msg.clone()),
-        Desired::new(PROGRESSING, false, reasons::INVALID_SPEC, "fix the spec"),
-        Desired::new(DEGRADED, true, reasons::INVALID_SPEC, msg),
+        Desired::new(READY, false, reason, msg.clone()),
+        Desired::new(PROGRESSING, false, reason, "fix the spec"),
+        Desired::new(DEGRADED, true, reason, msg),
         no_conflict(),
     ]
 }

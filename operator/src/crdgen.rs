@@ -1,5 +1,6 @@
 //! `kommerce-operator crdgen`: the CRD YAML committed in `crds/`, generated from the Rust types
-//! (`kommerce_crds::all`). `crds/tests/generated_yaml.rs` fails when the committed files are
+//! (`kommerce_crds::all`), and the operator's ClusterRole (`manifests/operator/`, from
+//! [`crate::rbac`]). `crds/tests/generated_yaml.rs` fails when the committed files are
 //! stale.
 
 use std::io::Write as _;
@@ -25,5 +26,13 @@ pub fn write(args: &CrdgenArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("wrote {}", path.display());
     }
+    // The operator's ClusterRole, next to the other operator manifests.
+    let role = args.out_dir.join("../manifests/operator/cluster-role.yaml");
+    if let Some(dir) = role.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&role, crate::rbac::to_yaml()?)
+        .with_context(|| format!("cannot write {}", role.display()))?;
+    println!("wrote {}", role.display());
     Ok(())
 }

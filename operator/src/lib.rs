@@ -19,6 +19,7 @@ pub mod http;
 pub mod kafka_wire;
 pub mod leader;
 pub mod metrics;
+pub mod rbac;
 pub mod reconciler;
 pub mod saga_topic;
 pub mod shop_service;

@@ -103,6 +103,7 @@ pub fn validate(ss: &ShopService) -> Result<Validated, Invalid> {
         key: "*".into(),
         message: e.to_string(),
     })?;
+    check_settings(ss.spec.component, &config_toml)?;
     let config_hash = hash(&config_toml);
     let live = kommerce_contracts::config::live_keys(component_name(ss.spec.component));
     let mut restart = table;
@@ -130,6 +131,23 @@ pub fn config_change(previous: &kommerce_crds::ShopServiceStatus, v: &Validated)
         (Some(_), _) => Some("rolled".into()),
         (None, _) => None,
     }
+}
+
+/// The rendered file read as the service reads it (its settings type, unknown keys refused):
+/// an invalid config never reaches a pod.
+fn check_settings(component: Component, text: &str) -> Result<(), Invalid> {
+    use kommerce_kit::config::check_toml;
+    let checked = match component {
+        Component::User => check_toml::<kommerce_user::Settings>(text),
+        Component::Item => check_toml::<kommerce_item::Settings>(text),
+        Component::Order => check_toml::<kommerce_order::Settings>(text),
+        Component::Pay => check_toml::<kommerce_pay::Settings>(text),
+        Component::Review => check_toml::<kommerce_review::Settings>(text),
+        Component::Image => check_toml::<kommerce_image::Settings>(text),
+        // The storefront's static server reads no Kommerce config.
+        Component::Web => Ok(()),
+    };
+    checked.map_err(|(key, message)| Invalid::Config { key, message })
 }
 
 fn null_at(v: &serde_json::Value, path: &str) -> Option<String> {
@@ -250,8 +268,8 @@ fn container(ss: &ShopService) -> Container {
         env.extend(
             [
                 secret_env("KOMMERCE_DATABASE__URL", s.database_url.as_ref()),
-                secret_env("KOMMERCE_AUTH__PRIVATE_KEY_PEM", s.jwt_private_key.as_ref()),
-                secret_env("KOMMERCE_AUTH__PUBLIC_KEY_PEM", s.jwt_public_key.as_ref()),
+                secret_env("KOMMERCE_AUTH__SIGNING_KEY", s.jwt_private_key.as_ref()),
+                secret_env("KOMMERCE_AUTH__PUBLIC_KEY", s.jwt_public_key.as_ref()),
             ]
             .into_iter()
             .flatten(),

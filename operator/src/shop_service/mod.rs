@@ -209,7 +209,7 @@ where
 /// Writes a failure into the status (best effort: the reconcile error is what gets retried).
 async fn report_failure(api: &Api<ShopService>, ss: &ShopService, error: Error) -> Error {
     let desired = match &error {
-        Error::InvalidSpec(invalid) => conditions::invalid(invalid),
+        Error::InvalidSpec(invalid) => conditions::invalid_as(reasons::INVALID_CONFIG, invalid),
         Error::Apply { .. } | Error::Delete { .. } => {
             conditions::failed(reasons::DEPLOYMENT_FAILED, &error.to_string())
         }

@@ -25,8 +25,11 @@ async fn the_binary_leads_reconciles_serves_metrics_and_releases_its_lease_on_si
         .local_addr()
         .unwrap()
         .port();
+    // As in a cluster: the operator's ServiceAccount with the committed ClusterRole.
+    let user = crate::support::operator_account(&client, &ns).await;
+    let kubeconfig = crate::support::kubeconfig_as(&user, &std::env::temp_dir());
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kommerce-operator"))
-        .env("KUBECONFIG", crate::support::kubeconfig_path())
+        .env("KUBECONFIG", &kubeconfig)
         .env_remove("RUST_LOG")
         .args([
             "--namespace",

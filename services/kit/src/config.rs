@@ -64,6 +64,20 @@ pub fn load_from<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigE
         .map_err(|e| ConfigError::Invalid(Box::new(e)))
 }
 
+/// Checks a config file's text against a service's settings type, as the service would read
+/// it (without the environment): the key the first problem is at (`cache.ttl_secs`) and why.
+pub fn check_toml<T: for<'de> Deserialize<'de>>(text: &str) -> Result<(), (String, String)> {
+    Figment::new()
+        .merge(Toml::string(text))
+        .extract::<T>()
+        .map(|_| ())
+        .map_err(|e| {
+            let key = e.path.join(".");
+            let key = if key.is_empty() { "*".to_owned() } else { key };
+            (key, e.kind.to_string())
+        })
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
@@ -270,6 +284,16 @@ mod tests {
     struct Settings {
         http: HttpSettings,
         database: DatabaseSettings,
+    }
+
+    #[test]
+    fn a_config_text_is_checked_naming_the_key() {
+        assert_eq!(check_toml::<Settings>("[http]\nport = 9000\n"), Ok(()));
+        let (key, why) = check_toml::<Settings>("[http]\nprot = 9000\n").expect_err("unknown");
+        assert_eq!(key, "http.prot");
+        assert!(why.contains("unknown field"), "{why}");
+        let (key, _) = check_toml::<Settings>("[http]\nport = \"high\"\n").expect_err("a string");
+        assert_eq!(key, "http.port");
     }
 
     #[test]

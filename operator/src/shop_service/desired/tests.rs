@@ -108,17 +108,79 @@ fn a_live_key_changes_the_config_hash_but_not_the_restart_hash() {
         Some("live"),
         "no change keeps what was said"
     );
-    // The same key is not live for a service that does not declare it.
-    let mut order = ss.clone();
-    order.spec.component = Component::Order;
-    let mut order_ttl = order.clone();
-    order_ttl
+    // The log filter is live for every service.
+    let mut filter = ss.clone();
+    filter
         .spec
         .config
-        .insert("cache".into(), json!({"ttl_secs": 5}));
-    assert_ne!(
-        validate(&order).expect("valid").restart_hash,
-        validate(&order_ttl).expect("valid").restart_hash
+        .insert("telemetry".into(), json!({"log_filter": "debug"}));
+    assert_eq!(
+        validate(&filter).expect("valid").restart_hash,
+        v.restart_hash
+    );
+}
+
+#[test]
+fn a_key_the_service_does_not_know_is_refused_naming_it() {
+    let mut ss = shop(1);
+    ss.spec
+        .config
+        .insert("cache".into(), json!({"ttl_sec": 60}));
+    assert!(
+        matches!(validate(&ss), Err(Invalid::Config { key, .. }) if key == "cache.ttl_sec"),
+        "{:?}",
+        validate(&ss)
+    );
+    let mut ss = shop(1);
+    ss.spec
+        .config
+        .insert("cache".into(), json!({"ttl_secs": "a minute"}));
+    assert!(matches!(validate(&ss), Err(Invalid::Config { key, .. }) if key == "cache.ttl_secs"));
+    // A key of another service's settings is unknown here.
+    let mut ss = shop(1);
+    ss.spec
+        .config
+        .insert("card".into(), json!({"failure_rate": 0.1}));
+    assert!(matches!(validate(&ss), Err(Invalid::Config { key, .. }) if key.starts_with("card")));
+}
+
+#[test]
+fn every_sample_validates_and_routes_like_the_local_router() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/samples");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("samples") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !name.starts_with("shopservice-") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let ss: ShopService = serde_yaml::from_str(&text).expect("a ShopService");
+        validate(&ss).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let component = component_name(ss.spec.component);
+        let prefixes = ss
+            .spec
+            .ingress
+            .as_ref()
+            .expect("ingress")
+            .path_prefixes
+            .clone();
+        match kommerce_kit::topology::COMPONENTS
+            .iter()
+            .find(|c| c.name == component)
+        {
+            Some(c) => assert_eq!(prefixes, c.prefixes, "{name}"),
+            None => assert_eq!(component, "web"),
+        }
+        seen.push(component);
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        ["image", "item", "order", "pay", "review", "user", "web"]
     );
 }
 

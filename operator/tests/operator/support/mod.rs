@@ -174,7 +174,72 @@ impl Drop for Operator {
     }
 }
 
-/// Installs the CRDs and runs both controllers on `settings.namespace`.
+/// The operator's ServiceAccount in `namespace`, bound to the committed ClusterRole
+/// (`manifests/operator/cluster-role.yaml`, applied as it is): the identity the operator runs
+/// as in a cluster. Returns the user name to impersonate.
+pub async fn operator_account(client: &Client, namespace: &str) -> String {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let ssa = PatchParams::apply("kommerce-tests").force();
+    let text = std::fs::read_to_string(repo_dir().join("manifests/operator/cluster-role.yaml"))
+        .expect("the committed ClusterRole");
+    let role: ClusterRole = serde_yaml::from_str(&text).expect("a ClusterRole");
+    let name = role.metadata.name.clone().unwrap();
+    Api::<ClusterRole>::all(client.clone())
+        .patch(&name, &ssa, &Patch::Apply(&role))
+        .await
+        .expect("apply the ClusterRole");
+    let account = "kommerce-operator";
+    let sa: ServiceAccount = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": account },
+    }))
+    .unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .patch(account, &ssa, &Patch::Apply(&sa))
+        .await
+        .expect("apply the ServiceAccount");
+    let binding_name = format!("kommerce-operator-{namespace}");
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": { "name": binding_name, "labels": { "kommerce.dev/test": "true" } },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name },
+        "subjects": [{ "kind": "ServiceAccount", "name": account, "namespace": namespace }],
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .patch(&binding_name, &ssa, &Patch::Apply(&binding))
+        .await
+        .expect("apply the ClusterRoleBinding");
+    format!("system:serviceaccount:{namespace}:{account}")
+}
+
+/// A client that acts as `user` (impersonation): it may do exactly what that user may.
+pub async fn client_as(user: &str) -> Client {
+    let path = kubeconfig_path();
+    let kubeconfig =
+        Kubeconfig::read_from(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    config.auth_info.impersonate = Some(user.to_owned());
+    Client::try_from(config).expect("client")
+}
+
+/// A kubeconfig file that acts as `user`, for the operator binary.
+pub fn kubeconfig_as(user: &str, dir: &std::path::Path) -> PathBuf {
+    let text = std::fs::read_to_string(kubeconfig_path()).expect("read the kubeconfig");
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+    for u in doc["users"].as_sequence_mut().expect("users") {
+        u["user"]["as"] = serde_yaml::Value::String(user.to_owned());
+    }
+    let path = dir.join(format!("kubeconfig-{}", unique("as")));
+    std::fs::write(&path, serde_yaml::to_string(&doc).expect("yaml")).expect("write");
+    path
+}
+
+/// Installs the CRDs (as the test's administrator) and runs the controllers on
+/// `settings.namespace` as the operator's ServiceAccount with the committed ClusterRole: a call
+/// the role does not grant fails the test.
 pub async fn start_operator(client: &Client, settings: Settings) -> Operator {
     kommerce_kit::telemetry::init(
         "kommerce-operator-test",
@@ -185,7 +250,12 @@ pub async fn start_operator(client: &Client, settings: Settings) -> Operator {
     );
     install_crds(client).await;
     kommerce_operator::metrics::install();
-    let shared = Arc::new(Shared::new(client.clone(), settings));
+    let namespace = settings
+        .namespace
+        .clone()
+        .expect("tests watch one namespace");
+    let user = operator_account(client, &namespace).await;
+    let shared = Arc::new(Shared::new(client_as(&user).await, settings));
     let (stop, rx) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(kommerce_operator::saga_topic::run(
