@@ -233,3 +233,67 @@ async fn a_shop_service_runs_rolls_on_config_drops_unwanted_children_and_is_coll
     api.delete(name, &DeleteParams::background()).await.unwrap();
     gone(&deployments, name, "the Deployment").await;
 }
+
+/// The samples as a platform engineer applies them: every ShopService becomes Ready and
+/// `kubectl wait` says so.
+#[tokio::test]
+async fn the_samples_become_ready() {
+    let client = support::client().await;
+    let ns = support::namespace(&client, "samples").await;
+    let _operator = support::start_operator(&client, support::settings(&ns)).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/samples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("shopservice-"))
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 7);
+    for f in &files {
+        let out = support::kubectl(&[
+            "apply",
+            "--server-side",
+            "-n",
+            &ns,
+            "-f",
+            f.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let api: Api<ShopService> = Api::namespaced(client.clone(), &ns);
+    eventually("every sample ready", WAIT, || async {
+        let all = api.list(&ListParams::default()).await.ok()?.items;
+        (all.len() == 7
+            && all.iter().all(|ss| {
+                ss.status
+                    .as_ref()
+                    .and_then(|st| condition(&st.conditions, READY))
+                    .is_some_and(|(s, _)| s == "True")
+            }))
+        .then_some(())
+    })
+    .await;
+    let out = support::kubectl(&[
+        "wait",
+        "-n",
+        &ns,
+        "--for=condition=Ready",
+        "shopsvc",
+        "--all",
+        "--timeout=30s",
+    ]);
+    assert!(
+        out.status.success(),
+        "kubectl wait: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
