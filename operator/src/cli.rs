@@ -88,6 +88,10 @@ pub struct Settings {
         default_value = "ingress-nginx"
     )]
     pub ingress_namespace: String,
+    /// A ShopService's Deployment that makes no progress for this long is reported Degraded
+    /// (the Deployment's `progressDeadlineSeconds`).
+    #[arg(long, env = "KOMMERCE_PROGRESS_DEADLINE", default_value = "10m", value_parser = parse_duration)]
+    pub progress_deadline: Duration,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "KOMMERCE_WATCH_NAMESPACE")]
     pub namespace: Option<String>,

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::autoscaling::v2::{
@@ -318,7 +319,7 @@ fn container(ss: &ShopService) -> Container {
     }
 }
 
-pub fn deployment(ss: &ShopService, v: &Validated) -> Deployment {
+pub fn deployment(ss: &ShopService, v: &Validated, progress_deadline: Duration) -> Deployment {
     let spec = &ss.spec;
     let topology_spread = (max_replicas(ss) >= 2).then(|| {
         vec![TopologySpreadConstraint {
@@ -350,7 +351,9 @@ pub fn deployment(ss: &ShopService, v: &Validated) -> Deployment {
                 type_: Some("RollingUpdate".into()),
                 ..DeploymentStrategy::default()
             }),
-            progress_deadline_seconds: Some(600),
+            progress_deadline_seconds: Some(
+                i32::try_from(progress_deadline.as_secs()).unwrap_or(i32::MAX),
+            ),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels(ss)),

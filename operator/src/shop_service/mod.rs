@@ -290,7 +290,13 @@ async fn apply_children(ss: &ShopService, ctx: &Context, v: &Validated) -> Resul
         "NetworkPolicy",
     )
     .await?;
-    ssa(ctx, ss, &desired::deployment(ss, v), "Deployment").await?;
+    ssa(
+        ctx,
+        ss,
+        &desired::deployment(ss, v, settings.progress_deadline),
+        "Deployment",
+    )
+    .await?;
     let mut deleted = Vec::new();
     match desired::ingress(ss, settings.ingress_class.as_deref()) {
         Some(i) => ssa(ctx, ss, &i, "Ingress").await?,

@@ -297,3 +297,44 @@ async fn the_samples_become_ready() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Pods that can never run (here: more CPU than any node has, so they stay unschedulable)
+/// make the Deployment miss its progress deadline; the ShopService reports it Degraded with
+/// the Deployment's own reason.
+#[tokio::test]
+async fn a_deployment_that_never_progresses_is_degraded_with_its_reason() {
+    use kommerce_crds::conditions::DEGRADED;
+    let client = support::client().await;
+    let ns = support::namespace(&client, "stuck").await;
+    let mut settings = support::settings(&ns);
+    settings.progress_deadline = Duration::from_secs(2);
+    let _operator = support::start_operator(&client, settings).await;
+    let api: Api<ShopService> = Api::namespaced(client.clone(), &ns);
+    let doc = json!({
+        "apiVersion": "kommerce.dev/v1alpha1", "kind": "ShopService", "metadata": { "name": "review" },
+        "spec": {
+            "component": "review", "image": "kommerce/review:1",
+            "resources": { "requests": { "cpu": "100000" } },
+        },
+    });
+    api.patch(
+        "review",
+        &PatchParams::apply("kommerce-tests"),
+        &Patch::Apply(doc),
+    )
+    .await
+    .unwrap();
+    let st = eventually("review degraded", WAIT, || async {
+        let st = api.get("review").await.ok()?.status?;
+        (condition(&st.conditions, DEGRADED)? == ("True".into(), reasons::DEPLOYMENT_FAILED.into()))
+            .then_some(st)
+    })
+    .await;
+    let degraded = st.conditions.iter().find(|c| c.type_ == DEGRADED).unwrap();
+    assert!(
+        degraded.message.starts_with("ProgressDeadlineExceeded"),
+        "{}",
+        degraded.message
+    );
+    assert_eq!(condition(&st.conditions, READY).unwrap().0, "False");
+}

@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
 use kommerce_crds::{Autoscaling, IngressSpec, SecretKeyRef, ShopServiceSecrets, ShopServiceSpec};
@@ -208,7 +209,7 @@ fn a_config_that_is_not_sections_or_holds_null_is_refused_naming_the_key() {
 fn the_deployment_is_restricted_probed_owned_and_carries_the_config_hash() {
     let ss = shop(1);
     let v = validate(&ss).expect("valid");
-    let d = deployment(&ss, &v);
+    let d = deployment(&ss, &v, Duration::from_secs(600));
     let owner = &d.metadata.owner_references.as_ref().expect("owned")[0];
     assert_eq!(
         (owner.kind.as_str(), owner.controller),
@@ -313,7 +314,7 @@ fn optional_children_follow_the_spec() {
     assert_eq!(url(&ss).as_deref(), Some("http://shop.test/api/v1/items"));
     let v = validate(&ss).expect("valid");
     assert!(
-        deployment(&ss, &v)
+        deployment(&ss, &v, Duration::from_secs(600))
             .spec
             .and_then(|s| s.template.spec)
             .and_then(|p| p.topology_spread_constraints)
@@ -337,7 +338,9 @@ fn optional_children_follow_the_spec() {
     );
     let v = validate(&ss).expect("valid");
     assert_eq!(
-        deployment(&ss, &v).spec.and_then(|s| s.replicas),
+        deployment(&ss, &v, Duration::from_secs(600))
+            .spec
+            .and_then(|s| s.replicas),
         None,
         "the HPA owns the count"
     );
@@ -375,7 +378,11 @@ fn rolled(
     (replicas, updated, available): (i32, i32, i32),
     progressing: (&str, &str),
 ) -> Deployment {
-    let mut d = deployment(&shop(replicas), &validate(&shop(replicas)).expect("valid"));
+    let mut d = deployment(
+        &shop(replicas),
+        &validate(&shop(replicas)).expect("valid"),
+        Duration::from_secs(600),
+    );
     d.metadata.generation = Some(generation);
     d.status = Some(DeploymentStatus {
         observed_generation: Some(observed),

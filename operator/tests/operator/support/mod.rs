@@ -147,6 +147,7 @@ pub fn settings(namespace: &str) -> Settings {
         backend_timeout: Duration::from_secs(3),
         ingress_class: None,
         ingress_namespace: "ingress-nginx".into(),
+        progress_deadline: Duration::from_secs(600),
         namespace: Some(namespace.into()),
         http_addr: "127.0.0.1:0".parse().unwrap(),
         leader_election: false,
