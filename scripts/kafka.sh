@@ -45,6 +45,12 @@ set -euo pipefail
 # through mvn, and the broker needs Java 17, which is this machine's default.
 KAFKA_VERSION="${KAFKA_VERSION:-4.3.2}"
 KAFKA_HEAP="${KAFKA_HEAP:--Xms256m -Xmx768m}"
+# Tests name their topics `t<32 hex>.<name>` (a namespace per test) and leave them behind;
+# every partition holds open files, and the broker dies at the open-files limit. Past this
+# many test partitions the test topics are deleted (running broker) or the state is
+# started afresh (stopped broker). `kommerce up`'s own topics carry no such prefix.
+KAFKA_MAX_TEST_PARTITIONS="${KAFKA_MAX_TEST_PARTITIONS:-3000}"
+TEST_TOPICS='t[0-9a-f]{32}\..*'
 KAFKA_TOOL_HEAP="${KAFKA_TOOL_HEAP:--Xmx256m}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
@@ -431,6 +437,25 @@ wait_ready() {
     done
 }
 
+# How many partition directories of test topics the broker holds.
+test_partitions() {
+    [[ -d $DATA_DIR ]] || { echo 0; return; }
+    find "$DATA_DIR" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended \
+        -regex ".*/${TEST_TOPICS}-[0-9]+" | wc -l
+}
+
+# Deletes every test topic through the running broker (the controller removes them in the
+# background).
+prune_test_topics() {
+    local n
+    n=$(test_partitions)
+    ((n > KAFKA_MAX_TEST_PARTITIONS)) || return 0
+    say "deleting the test topics ($n partitions left behind by tests; limit $KAFKA_MAX_TEST_PARTITIONS)"
+    (tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$PORT" \
+        --delete --if-exists --topic "$TEST_TOPICS") >>"$LOG_FILE" 2>&1 ||
+        say "could not delete the test topics (see $LOG_FILE); continuing"
+}
+
 start() {
     set_instance
     lock_instance
@@ -440,7 +465,18 @@ start() {
         # Ours, and running (maybe still starting up, e.g. launched by a concurrent call).
         wait_ready "$pid"
         say "already running on $HOST:$PORT (pid $pid, dir $INSTANCE_DIR)"
+        prune_test_topics
         return 0
+    fi
+    local left
+    left=$(test_partitions)
+    if ((left > KAFKA_MAX_TEST_PARTITIONS)); then
+        # A stopped broker cannot delete topics, and loading them all would exhaust the
+        # open-files limit again: start from an empty state (the services recreate their
+        # topics; a `kommerce up` database's stored consumer positions then point past the
+        # new topics' ends — drop those databases too, or run `kommerce migrate` afresh).
+        say "starting from an empty state: $left test-topic partitions would exhaust the open-files limit"
+        rm -rf "$DATA_DIR"
     fi
     if port_open "$HOST" "$PORT"; then
         kafka_answers "$HOST" "$PORT" ||
