@@ -116,6 +116,20 @@ async fn proxy(State(routes): State<Arc<Routes>>, req: Request) -> Response {
     };
     parts.uri = uri;
     parts.headers.remove(header::HOST);
+    // The router is the edge: the client is whoever connected to it, never what a request
+    // claims (the services believe this header from the router only).
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    match peer.and_then(|p| header::HeaderValue::from_str(&p).ok()) {
+        Some(v) => {
+            parts.headers.insert("x-forwarded-for", v);
+        }
+        None => {
+            parts.headers.remove("x-forwarded-for");
+        }
+    }
     // The body now goes as one piece of known length.
     parts.headers.remove(header::TRANSFER_ENCODING);
     parts
@@ -180,6 +194,39 @@ mod tests {
         .await;
         let upstreams = ["user", "pay", "order", "image"].map(|s| (s, upstream.clone()));
         format!("http://{}", serve(router(SERVICES, upstreams)).await)
+    }
+
+    #[tokio::test]
+    async fn the_router_names_the_client_and_drops_a_forged_forwarded_for() {
+        let upstream = serve(Router::new().route(
+            "/api/v1/users/me",
+            axum::routing::get(|h: axum::http::HeaderMap| async move {
+                h.get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("none")
+                    .to_owned()
+            }),
+        ))
+        .await;
+        // Served as `kommerce up` serves it: by the kit, which hands over the peer address.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = router(SERVICES, [("user", upstream)]);
+        tokio::spawn(kommerce_kit::http::serve(
+            listener,
+            app,
+            std::future::pending(),
+        ));
+        let seen = reqwest::Client::new()
+            .get(format!("http://{addr}/api/v1/users/me"))
+            .header("x-forwarded-for", "1.2.3.4")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(seen, "127.0.0.1");
     }
 
     #[tokio::test]

@@ -4,6 +4,13 @@
 
 /// Live in every service: the log filter.
 const COMMON: &[&str] = &["telemetry.log_filter"];
+const USER: &[&str] = &[
+    "telemetry.log_filter",
+    "throttle.login_failures_per_account",
+    "throttle.login_failures_per_address",
+    "throttle.signups_per_address",
+    "throttle.window_secs",
+];
 const ITEM: &[&str] = &["telemetry.log_filter", "cache.ttl_secs"];
 const PAY: &[&str] = &[
     "telemetry.log_filter",
@@ -14,6 +21,7 @@ const PAY: &[&str] = &[
 /// The keys (`section.key`) `component` applies without a restart.
 pub fn live_keys(component: &str) -> &'static [&'static str] {
     match component {
+        "user" => USER,
         "item" => ITEM,
         "pay" => PAY,
         _ => COMMON,
@@ -37,6 +45,7 @@ mod tests {
         assert!(is_live("item", "cache.ttl_secs"));
         assert!(!is_live("order", "cache.ttl_secs"));
         assert!(is_live("pay", "card.failure_rate"));
+        assert!(is_live("user", "throttle.login_failures_per_account"));
         assert!(!is_live("pay", "database.url"), "a pool is built once");
     }
 }

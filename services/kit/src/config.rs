@@ -87,6 +87,9 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     /// Requests running longer than this get 408 and are dropped.
     pub request_timeout_ms: u64,
+    /// Peers whose `X-Forwarded-For` is believed (the local router, the ingress controller);
+    /// from anyone else the TCP peer is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpSettings {
@@ -96,6 +99,10 @@ impl Default for HttpSettings {
             port: 8080,
             body_limit_bytes: 64 * 1024,
             request_timeout_ms: 10_000,
+            trusted_proxies: vec![
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ],
         }
     }
 }

@@ -14,6 +14,29 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub telemetry: TelemetrySettings,
     pub user: UserSettings,
+    pub throttle: ThrottleSettings,
+}
+
+/// `[throttle]`: attempts allowed per window (0 turns a limit off). Live: a change applies
+/// without a restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThrottleSettings {
+    pub login_failures_per_account: u32,
+    pub login_failures_per_address: u32,
+    pub signups_per_address: u32,
+    pub window_secs: u64,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        Self {
+            login_failures_per_account: 5,
+            login_failures_per_address: 50,
+            signups_per_address: 20,
+            window_secs: 900,
+        }
+    }
 }
 
 /// `[user]`: the admin account created (or promoted) at start-up when both email and password

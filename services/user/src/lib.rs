@@ -7,6 +7,7 @@ mod passwords;
 mod routes;
 mod sessions;
 pub mod store;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,8 @@ pub struct AppState {
     verifier: Arc<TokenVerifier>,
     signer: Arc<TokenSigner>,
     sessions: Sessions,
+    /// The settings as they are now (`[throttle]` changes live).
+    live: Live<Settings>,
 }
 
 /// The API routes (without the kit's health, metrics and layers).
@@ -87,16 +90,17 @@ impl App {
             .map_err(|e| StartError::Setup(format!("cannot bootstrap the admin account: {e}")))?;
             tracing::info!(created, "admin account ensured");
         }
+        let mut workers = Workers::new();
+        // The config file is watched: live keys apply at once, the others at the next restart.
+        let live = Live::start(&mut workers, settings.clone(), live_keys("user"));
         let state = AppState {
             db: db.clone(),
             redis: redis.clone(),
             verifier,
             signer,
             sessions,
+            live,
         };
-        let mut workers = Workers::new();
-        // The config file is watched: live keys apply at once, the others at the next restart.
-        let _live = Live::start(&mut workers, settings.clone(), live_keys("user"));
         Service::bind(
             &settings.http,
             router(state),

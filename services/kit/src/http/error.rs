@@ -110,6 +110,9 @@ pub enum ApiError {
     /// 422: the request is well-formed but its fields are not acceptable.
     #[error("validation failed: {0:?}")]
     Validation(Vec<FieldError>),
+    /// 429: too many attempts (login, signup); try again after `retry_after` seconds.
+    #[error("too many requests: {detail}")]
+    TooManyRequests { detail: String, retry_after: u32 },
     /// 503: a dependency is down; nothing was changed. `retry_after` in seconds.
     #[error("service unavailable: {detail}")]
     Unavailable { detail: String, retry_after: u32 },
@@ -166,6 +169,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -206,6 +210,9 @@ impl ApiError {
                         .join("; "),
                 )
             },
+            Self::TooManyRequests { detail, .. } => {
+                Problem::new(status, "too-many-requests", "Too many requests").detail(detail)
+            }
             Self::Unavailable { detail, .. } => {
                 Problem::new(status, "unavailable", "Service unavailable").detail(detail)
             }
@@ -221,7 +228,9 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %ErrorChain(cause.as_ref()), "request failed");
         }
         let mut response = self.problem().into_response();
-        if let Self::Unavailable { retry_after, .. } = self {
+        if let Self::Unavailable { retry_after, .. } | Self::TooManyRequests { retry_after, .. } =
+            self
+        {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

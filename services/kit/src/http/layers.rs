@@ -47,6 +47,10 @@ pub fn service_router(api: Router, readiness: Readiness, settings: &HttpSettings
             timeout,
         ))
         .layer(middleware::from_fn(head_limits))
+        .layer(middleware::from_fn({
+            let trusted = std::sync::Arc::new(settings.trusted_proxies.clone());
+            move |req, next| super::client::resolve(trusted.clone(), req, next)
+        }))
         .layer(middleware::from_fn(observe))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(

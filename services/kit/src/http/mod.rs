@@ -2,6 +2,7 @@
 //! health and metrics endpoints, and the layer stack (request id, trace, metrics, timeout,
 //! body limit).
 
+mod client;
 mod error;
 mod health;
 mod json;
@@ -9,6 +10,7 @@ mod layers;
 pub mod metrics;
 mod serve;
 
+pub use client::{ClientAddr, client_ip};
 pub use error::{ApiError, FieldError, PROBLEM_JSON, Problem};
 pub use health::{Readiness, health_routes};
 pub use json::ApiJson;

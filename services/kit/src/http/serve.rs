@@ -42,9 +42,9 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(());
     let mut stop = std::pin::pin!(stop);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, peer)) => (stream, peer),
                 Err(e) => {
                     // A connection reset before it was accepted, or no file descriptor left:
                     // both are worth waiting out rather than stopping the server.
@@ -56,7 +56,11 @@ pub async fn serve(
             () = &mut stop => break,
         };
         // `Router` serves hyper's `Incoming` bodies as they are.
-        let service = TowerToHyperService::new(router.clone());
+        // The peer goes with every request of the connection (`ConnectInfo`, for `ClientAddr`).
+        let service = TowerToHyperService::new(tower::Layer::layer(
+            &axum::Extension(axum::extract::ConnectInfo(peer)),
+            router.clone(),
+        ));
         let mut stopping = stop_rx.clone();
         tokio::spawn(async move {
             let mut builder = http1::Builder::new();

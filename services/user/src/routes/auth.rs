@@ -2,11 +2,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kommerce_kit::auth::AuthUser;
-use kommerce_kit::http::{ApiError, ApiJson};
+use kommerce_kit::http::{ApiError, ApiJson, ClientAddr};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Email;
-use crate::{AppState, passwords, store};
+use crate::{AppState, passwords, store, throttle};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,18 +49,24 @@ fn tokens(
 }
 
 /// `POST /api/v1/auth/login`. A wrong password and an unknown e-mail get the same 401 body
-/// after the same amount of hashing work.
+/// after the same amount of hashing work, and count the same towards the throttle (429 with
+/// `Retry-After` past `[throttle]`'s limits, per account and per client address).
 #[tracing::instrument(skip_all)]
 pub async fn login(
     State(s): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<Tokens>, ApiError> {
     let email = Email::parse(&body.email).map_err(|m| ApiError::field("email", m))?;
+    let limits = s.live.get().throttle.clone();
+    throttle::before_login(&s.redis, &limits, email.as_str(), ip).await?;
     let creds = store::credentials_by_email(&s.db, &email).await?;
     let id = creds.as_ref().map(|c| c.id);
     if !passwords::verify(&body.password, creds.map(|c| c.password_hash)).await? {
+        throttle::login_failed(&s.redis, &limits, email.as_str(), ip).await?;
         return Err(ApiError::Unauthorized);
     }
+    throttle::login_succeeded(&s.redis, email.as_str()).await;
     let user = match id {
         Some(id) => store::user(&s.db, id).await?,
         None => None,

@@ -3,7 +3,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use kommerce_kit::auth::{AuthUser, Role};
-use kommerce_kit::http::{ApiError, ApiJson};
+use kommerce_kit::http::{ApiError, ApiJson, ClientAddr};
 
 use crate::domain::{NewUser, ProfileBody, ProfilePatch, SignupBody};
 use crate::{AppState, passwords, store};
@@ -12,8 +12,10 @@ use crate::{AppState, passwords, store};
 #[tracing::instrument(skip_all)]
 pub async fn signup(
     State(s): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     ApiJson(body): ApiJson<SignupBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    crate::throttle::signup(&s.redis, &s.live.get().throttle, ip).await?;
     let new = NewUser::try_from(body)?;
     let hash = passwords::hash(&new.password).await?;
     let user = store::insert_user(&s.db, &new, &hash, Role::Customer).await?;

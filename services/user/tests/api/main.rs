@@ -914,3 +914,168 @@ async fn health_readiness_metrics_and_unknown_routes() {
     assert!(signup.is_some(), "{metrics}");
     assert!(metrics.contains("http_request_duration_seconds_bucket"));
 }
+
+/// Another replica of `app`'s service: same database, same Redis prefix.
+async fn replica(app: &TestApp, tweak: impl FnOnce(&mut Settings)) -> String {
+    let mut settings = Settings {
+        http: kommerce_kit::testing::local_http(),
+        database: app.db.settings(),
+        redis: app.redis.settings(),
+        auth: auth_settings(),
+        ..Settings::default()
+    };
+    tweak(&mut settings);
+    let replica = App::build(settings).await.expect("replica builds");
+    let base = format!("http://127.0.0.1:{}", replica.port());
+    tokio::spawn(replica.run_until(std::future::pending()));
+    base
+}
+
+async fn login_at(base: &str, client: Option<&str>, email: &str, password: &str) -> Response {
+    let mut r = Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}));
+    if let Some(ip) = client {
+        r = r.header("x-forwarded-for", ip);
+    }
+    r.send().await.expect("request")
+}
+
+async fn assert_throttled(r: Response, window: u64) {
+    let retry: u64 = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=window).contains(&retry), "Retry-After {retry}");
+    let (status, p) = problem(r).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(p["type"], "https://kommerce.dev/problems/too-many-requests");
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_account_and_a_success_clears_them() {
+    let app = TestApp::spawn_with(|s| {
+        s.throttle.login_failures_per_account = 3;
+        s.throttle.window_secs = 60;
+    })
+    .await;
+    app.signup("ada@example.com").await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.login_as("ada@example.com", "wrong password")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // A success clears the account's count: three more failures are needed now.
+    assert_eq!(
+        app.login_as("ada@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            app.login_as("ada@example.com", "wrong password")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Past the limit even the right password is refused until the window ends.
+    assert_throttled(app.login_as("ada@example.com", PASSWORD).await, 60).await;
+    // An unknown account is counted the same way (nothing tells the two apart).
+    for _ in 0..3 {
+        assert_eq!(
+            app.login_as("nobody@example.com", "x").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_throttled(app.login_as("nobody@example.com", "x").await, 60).await;
+}
+
+#[tokio::test]
+async fn failures_per_address_count_across_accounts_and_replicas_and_only_a_trusted_proxy_names_the_client()
+ {
+    let app = TestApp::spawn_with(|s| {
+        s.throttle.login_failures_per_address = 4;
+        s.throttle.window_secs = 60;
+    })
+    .await;
+    let other = replica(&app, |s| {
+        s.throttle.login_failures_per_address = 4;
+        s.throttle.window_secs = 60;
+    })
+    .await;
+    app.signup("ada@example.com").await;
+    let mallory = Some("198.51.100.7");
+    // Four failures from one client, spread over two accounts and both replicas.
+    for (i, base) in [&app.base, &other, &app.base, &other]
+        .into_iter()
+        .enumerate()
+    {
+        let email = if i % 2 == 0 {
+            "ada@example.com"
+        } else {
+            "bob@example.com"
+        };
+        assert_eq!(
+            login_at(base, mallory, email, "guess").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_throttled(
+        login_at(&app.base, mallory, "carol@example.com", "guess").await,
+        60,
+    )
+    .await;
+    assert_throttled(
+        login_at(&other, mallory, "ada@example.com", PASSWORD).await,
+        60,
+    )
+    .await;
+    // Another client (as the router names it) is not affected.
+    let r = login_at(&other, Some("198.51.100.8"), "ada@example.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // A service that trusts no proxy believes no header: every request is the TCP peer's.
+    let strict = replica(&app, |s| {
+        s.http.trusted_proxies = vec![];
+        s.throttle.login_failures_per_address = 2;
+    })
+    .await;
+    for ip in ["203.0.113.1", "203.0.113.2"] {
+        assert_eq!(
+            login_at(&strict, Some(ip), "bob@example.com", "guess")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_throttled(
+        login_at(&strict, Some("203.0.113.3"), "bob@example.com", "guess").await,
+        900,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn signups_are_throttled_per_address_and_a_refused_one_stores_nothing() {
+    let app = TestApp::spawn_with(|s| s.throttle.signups_per_address = 2).await;
+    app.signup("a@example.com").await;
+    app.signup("b@example.com").await;
+    let r = app
+        .post(
+            "/api/v1/users",
+            None,
+            &json!({"email": "c@example.com", "password": PASSWORD, "name": "C", "phone": "+44 20 7946 0000"}),
+        )
+        .await;
+    assert_throttled(r, 900).await;
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(users, 2);
+}
