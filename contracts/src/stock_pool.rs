@@ -3,11 +3,9 @@
 //! names. One implementation, so that the two sides cannot disagree on a hash.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
 
 /// The hash an instance acknowledges when no document exists (contract, "Defaults and absence").
 pub const DEFAULT_HASH: &str = "default";
@@ -96,14 +94,7 @@ pub fn canonical_json(doc: &Map<String, Value>) -> String {
 
 /// The contract's hash: the first 16 hex digits of SHA-256 over [`canonical_json`].
 pub fn policy_hash(doc: &Map<String, Value>) -> String {
-    let digest = Sha256::digest(canonical_json(doc).as_bytes());
-    digest
-        .iter()
-        .take(8)
-        .fold(String::with_capacity(16), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
+    kommerce_kit::digest::sha256_hex(canonical_json(doc).as_bytes(), 8)
 }
 
 fn write_canonical(out: &mut String, v: &Value) {
@@ -218,6 +209,10 @@ impl PoolKeys {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
+    use sha2::{Digest as _, Sha256};
+
     use super::*;
 
     #[test]

@@ -4,7 +4,6 @@
 //! no longer wanted; and the conditions read off the real Deployment. No client, no clock.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
@@ -29,7 +28,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kommerce_crds::conditions::{DEGRADED, PROGRESSING, READY};
 use kommerce_crds::{Component, ShopService, reasons};
 use kube::{Resource as _, ResourceExt as _};
-use sha2::{Digest as _, Sha256};
 
 use crate::MANAGER;
 use crate::conditions::{Desired, no_conflict};
@@ -167,13 +165,7 @@ fn null_at(v: &serde_json::Value, path: &str) -> Option<String> {
 
 /// First 16 hex digits of SHA-256.
 pub fn hash(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .take(8)
-        .fold(String::with_capacity(16), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
+    kommerce_kit::digest::sha256_hex(text.as_bytes(), 8)
 }
 
 /// The labels every child carries; the selector is the first two.

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod db;
+pub mod digest;
 pub mod http;
 pub mod live;
 pub mod messaging;

@@ -18,7 +18,6 @@ use kommerce_kit::cache::Redis;
 use kommerce_kit::http::ApiError;
 use rand::RngCore;
 use redis::AsyncCommands;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// Marks an active token rotated and returns its previous state, user and session.
@@ -50,13 +49,7 @@ fn unavailable(e: &redis::RedisError) -> ApiError {
 }
 
 fn token_hash(token: &str) -> String {
-    use std::fmt::Write;
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
+    kommerce_kit::digest::sha256_hex(token.as_bytes(), 32)
 }
 
 impl Sessions {

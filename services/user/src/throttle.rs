@@ -4,12 +4,10 @@
 //! remaining time) before any password work is done; a successful login clears its account's
 //! count. The limits are live config keys (`[throttle]`).
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use kommerce_kit::cache::Redis;
 use kommerce_kit::http::ApiError;
-use sha2::{Digest as _, Sha256};
 
 use crate::config::ThrottleSettings;
 
@@ -32,14 +30,7 @@ pub fn judge(count: u32, ttl_secs: Option<i64>, limit: u32) -> Verdict {
 
 /// An account's key never holds the e-mail itself.
 fn account_key(redis: &Redis, email: &str) -> String {
-    let digest = Sha256::digest(email.as_bytes());
-    let hex = digest
-        .iter()
-        .take(12)
-        .fold(String::with_capacity(24), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        });
+    let hex = kommerce_kit::digest::sha256_hex(email.as_bytes(), 12);
     redis.key(&["throttle", "login", "account", &hex])
 }
 

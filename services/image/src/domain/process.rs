@@ -9,7 +9,6 @@ use image::codecs::jpeg::JpegEncoder;
 use image::error::{ImageError, LimitErrorKind};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
-use sha2::{Digest, Sha256};
 
 use super::Format;
 
@@ -164,15 +163,7 @@ fn encode(img: &DynamicImage, format: Format, limits: &Limits) -> Result<Encoded
 
 /// A strong ETag: the quoted hex of the first 16 bytes of the SHA-256.
 pub fn etag_of(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let digest = Sha256::digest(bytes);
-    let mut s = String::with_capacity(34);
-    s.push('"');
-    for b in &digest[..16] {
-        let _ = write!(s, "{b:02x}");
-    }
-    s.push('"');
-    s
+    format!("\"{}\"", kommerce_kit::digest::sha256_hex(bytes, 16))
 }
 
 #[cfg(test)]

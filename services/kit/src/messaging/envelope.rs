@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::digest::hex;
+
 /// A typed event: its `type` name, schema version and the key that keeps one saga in one
 /// partition.
 pub trait Event: Serialize + DeserializeOwned {
@@ -68,16 +70,6 @@ pub fn child_traceparent(parent: &str) -> String {
         }
         _ => new_traceparent(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 impl Envelope {

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use kommerce_kit::http::ApiError;
 use kommerce_kit::validate::Fields;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub const MAX_LINES: usize = 50;
@@ -96,7 +95,7 @@ impl PaymentRequest {
             self.amount_minor,
             self.method.as_str()
         );
-        format!("{:x}", Sha256::digest(canonical.as_bytes()))
+        kommerce_kit::digest::sha256_hex(canonical.as_bytes(), 32)
     }
 }
 
