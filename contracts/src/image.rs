@@ -72,13 +72,6 @@ impl From<Refused> for kommerce_kit::http::ApiError {
     }
 }
 
-fn unexpected(what: &str, reply: &kommerce_kit::peer::Reply) -> PeerError {
-    PeerError::Malformed {
-        peer: "image",
-        reason: format!("answered {} to {what}", reply.status),
-    }
-}
-
 /// The image service's internal API.
 #[derive(Debug, Clone)]
 pub struct ImageClient(pub Peer);
@@ -107,7 +100,7 @@ impl ImageClient {
             404 => Err(AttachError::NotFound),
             403 => Err(AttachError::NotYours),
             409 => Err(AttachError::InUse),
-            _ => Err(unexpected("attach", &reply).into()),
+            _ => Err(self.0.unexpected(&reply, "attach").into()),
         }
     }
 
@@ -168,11 +161,7 @@ impl ImageClient {
             .0
             .delete(&format!("/internal/v1/images/{image}"))
             .await?;
-        if reply.is_success() {
-            Ok(())
-        } else {
-            Err(unexpected("delete", &reply))
-        }
+        self.0.success(reply, "delete").map(|_| ())
     }
 
     /// Deletes every image of an owner (idempotent).
@@ -184,10 +173,8 @@ impl ImageClient {
                 kind.as_str()
             ))
             .await?;
-        if reply.is_success() {
-            Ok(())
-        } else {
-            Err(unexpected("delete an owner's images", &reply))
-        }
+        self.0
+            .success(reply, "delete an owner's images")
+            .map(|_| ())
     }
 }

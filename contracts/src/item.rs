@@ -123,14 +123,6 @@ pub enum Reserved {
     Refused(ReservationRefused),
 }
 
-/// Why a call was answered with something the contract does not allow.
-fn unexpected(what: &str, reply: &kommerce_kit::peer::Reply) -> PeerError {
-    PeerError::Malformed {
-        peer: "item",
-        reason: format!("answered {} to {what}", reply.status),
-    }
-}
-
 /// The item service's internal API.
 #[derive(Debug, Clone)]
 pub struct ItemClient(pub Peer);
@@ -146,10 +138,10 @@ impl ItemClient {
             .0
             .get(&format!("/internal/v1/items?ids={}", list.join(",")))
             .await?;
-        if !reply.is_success() {
-            return Err(unexpected("an items lookup", &reply));
-        }
-        let views: ItemViews = reply.json(self.0.name())?;
+        let views: ItemViews = self
+            .0
+            .success(reply, "an items lookup")?
+            .json(self.0.name())?;
         Ok(views.items.into_iter().map(|i| (i.id, i)).collect())
     }
 
@@ -162,7 +154,7 @@ impl ItemClient {
         match reply.status.as_u16() {
             201 => Ok(Reserved::Yes),
             409 => Ok(Reserved::Refused(reply.json(self.0.name())?)),
-            _ => Err(unexpected("a reservation", &reply)),
+            _ => Err(self.0.unexpected(&reply, "a reservation")),
         }
     }
 
@@ -172,11 +164,7 @@ impl ItemClient {
             .0
             .delete(&format!("/internal/v1/stock/reservations/{reservation}"))
             .await?;
-        if reply.is_success() {
-            Ok(())
-        } else {
-            Err(unexpected("a release", &reply))
-        }
+        self.0.success(reply, "a release").map(|_| ())
     }
 }
 

@@ -26,13 +26,6 @@ pub struct Purchased {
     pub purchased: bool,
 }
 
-fn unexpected(what: &str, reply: &kommerce_kit::peer::Reply) -> PeerError {
-    PeerError::Malformed {
-        peer: "order",
-        reason: format!("answered {} to {what}", reply.status),
-    }
-}
-
 /// The order service's internal API.
 #[derive(Debug, Clone)]
 pub struct OrderClient(pub Peer);
@@ -40,10 +33,7 @@ pub struct OrderClient(pub Peer);
 impl OrderClient {
     pub async fn cart(&self, user: Uuid) -> Result<CartView, PeerError> {
         let reply = self.0.get(&format!("/internal/v1/carts/{user}")).await?;
-        if !reply.is_success() {
-            return Err(unexpected("a cart lookup", &reply));
-        }
-        reply.json(self.0.name())
+        self.0.success(reply, "a cart lookup")?.json(self.0.name())
     }
 
     /// Whether `user` has a paid, not-cancelled order with a line for `item`.
@@ -54,9 +44,10 @@ impl OrderClient {
                 "/internal/v1/purchases?user_id={user}&item_id={item}"
             ))
             .await?;
-        if !reply.is_success() {
-            return Err(unexpected("a purchase check", &reply));
-        }
-        Ok(reply.json::<Purchased>(self.0.name())?.purchased)
+        let purchased: Purchased = self
+            .0
+            .success(reply, "a purchase check")?
+            .json(self.0.name())?;
+        Ok(purchased.purchased)
     }
 }

@@ -13,12 +13,6 @@ impl PayClient {
     /// The steps pay recorded for the saga of `payment`, oldest first.
     pub async fn saga_steps(&self, payment: Uuid) -> Result<Vec<Step>, PeerError> {
         let reply = self.0.get(&format!("/internal/v1/saga/{payment}")).await?;
-        if !reply.is_success() {
-            return Err(PeerError::Malformed {
-                peer: "pay",
-                reason: format!("answered {} to a saga lookup", reply.status),
-            });
-        }
-        reply.json(self.0.name())
+        self.0.success(reply, "a saga lookup")?.json(self.0.name())
     }
 }

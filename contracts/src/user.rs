@@ -22,10 +22,7 @@ impl UserClient {
         match reply.status.as_u16() {
             200 => Ok(Some(reply.body)),
             404 => Ok(None),
-            _ => Err(PeerError::Malformed {
-                peer: "user",
-                reason: format!("answered {} to an address lookup", reply.status),
-            }),
+            _ => Err(self.0.unexpected(&reply, "an address lookup")),
         }
     }
 }

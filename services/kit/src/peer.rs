@@ -91,6 +91,23 @@ impl Peer {
         self.name
     }
 
+    /// An answer the contract does not allow for `what` (a bug on one side, not an outage).
+    pub fn unexpected(&self, reply: &Reply, what: &str) -> PeerError {
+        PeerError::Malformed {
+            peer: self.name,
+            reason: format!("answered {} to {what}", reply.status),
+        }
+    }
+
+    /// `reply` when it is a 2xx, else [`Self::unexpected`].
+    pub fn success(&self, reply: Reply, what: &str) -> Result<Reply, PeerError> {
+        if reply.is_success() {
+            Ok(reply)
+        } else {
+            Err(self.unexpected(&reply, what))
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Result<Reply, PeerError> {
         self.send(Method::GET, path, None::<&()>).await
     }
