@@ -43,27 +43,40 @@ fn unavailable(e: &redis::RedisError) -> ApiError {
     ApiError::unavailable("sign-in is temporarily unavailable")
 }
 
-async fn check(redis: &Redis, key: &str, limit: u32) -> Result<Verdict, ApiError> {
-    let (count, ttl): (Option<u32>, i64) = redis::pipe()
-        .get(key)
-        .ttl(key)
+/// The verdicts of `(key, limit)` counters, read in one round trip; the first refusal wins.
+async fn check(redis: &Redis, counters: &[(&str, u32)]) -> Result<Verdict, ApiError> {
+    let mut pipe = redis::pipe();
+    for (key, _) in counters {
+        pipe.get(*key).ttl(*key);
+    }
+    let read: Vec<(Option<u32>, i64)> = pipe
         .query_async(&mut redis.conn())
         .await
         .map_err(|e| unavailable(&e))?;
-    Ok(judge(count.unwrap_or(0), Some(ttl), limit))
+    Ok(counters
+        .iter()
+        .zip(read)
+        .map(|((_, limit), (count, ttl))| judge(count.unwrap_or(0), Some(ttl), *limit))
+        .find(|v| *v != Verdict::Allow)
+        .unwrap_or(Verdict::Allow))
 }
 
-/// Counts one attempt against `key`; the first one opens the window.
-async fn count(redis: &Redis, key: &str, window_secs: u64) -> Result<(), ApiError> {
+/// Counts one attempt against each of `keys` in one atomic round trip; the first attempt
+/// opens a key's window.
+async fn count(redis: &Redis, keys: &[&str], window_secs: u64) -> Result<(), ApiError> {
     let window = i64::try_from(window_secs).unwrap_or(i64::MAX);
-    let _: () = redis::pipe()
-        .atomic()
-        .incr(key, 1)
-        .cmd("EXPIRE")
-        .arg(key)
-        .arg(window)
-        .arg("NX")
-        .ignore()
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for key in keys {
+        pipe.incr(*key, 1)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(*key)
+            .arg(window)
+            .arg("NX")
+            .ignore();
+    }
+    let _: () = pipe
         .query_async(&mut redis.conn())
         .await
         .map_err(|e| unavailable(&e))?;
@@ -84,18 +97,15 @@ pub async fn before_login(
     email: &str,
     ip: IpAddr,
 ) -> Result<(), ApiError> {
-    for (key, limit) in [
-        (account_key(redis, email), t.login_failures_per_account),
-        (
-            address_key(redis, "login", ip),
-            t.login_failures_per_address,
-        ),
-    ] {
-        if let Verdict::Refuse(secs) = check(redis, &key, limit).await? {
-            return Err(refused(secs, "failed sign-ins"));
-        }
+    let (account, address) = (account_key(redis, email), address_key(redis, "login", ip));
+    let counters = [
+        (account.as_str(), t.login_failures_per_account),
+        (address.as_str(), t.login_failures_per_address),
+    ];
+    match check(redis, &counters).await? {
+        Verdict::Refuse(secs) => Err(refused(secs, "failed sign-ins")),
+        Verdict::Allow => Ok(()),
     }
-    Ok(())
 }
 
 /// A wrong password or an unknown account: counts against both.
@@ -105,8 +115,8 @@ pub async fn login_failed(
     email: &str,
     ip: IpAddr,
 ) -> Result<(), ApiError> {
-    count(redis, &account_key(redis, email), t.window_secs).await?;
-    count(redis, &address_key(redis, "login", ip), t.window_secs).await
+    let (account, address) = (account_key(redis, email), address_key(redis, "login", ip));
+    count(redis, &[&account, &address], t.window_secs).await
 }
 
 /// A successful login clears its account's failures (not the address's).
@@ -123,10 +133,10 @@ pub async fn login_succeeded(redis: &Redis, email: &str) {
 /// Every signup attempt counts against its address.
 pub async fn signup(redis: &Redis, t: &ThrottleSettings, ip: IpAddr) -> Result<(), ApiError> {
     let key = address_key(redis, "signup", ip);
-    if let Verdict::Refuse(secs) = check(redis, &key, t.signups_per_address).await? {
+    if let Verdict::Refuse(secs) = check(redis, &[(&key, t.signups_per_address)]).await? {
         return Err(refused(secs, "signups from this address"));
     }
-    count(redis, &key, t.window_secs).await
+    count(redis, &[&key], t.window_secs).await
 }
 
 #[cfg(test)]
