@@ -193,10 +193,7 @@ impl TestApp {
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(self.pool())
-            .await
-            .unwrap()
+        kommerce_kit::testing::scalar(self.pool(), sql).await
     }
 
     /// Available stock straight from the database (items.stock + unapplied ledger rows).

@@ -14,7 +14,7 @@ use kommerce_kit::messaging::{
     self, Consumer, ConsumerError, Envelope, Event, Failpoint, Handler, HandlerError, Hooks, Relay,
     check_topics, dead_letter_topic, ensure_topics, publish_in_tx,
 };
-use kommerce_kit::testing::{ReservedPort, TestDatabase, reserve_port};
+use kommerce_kit::testing::{ReservedPort, TestDatabase, reserve_port, scalar};
 use rdkafka::Offset;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::message::{Headers as _, Message as _};
@@ -187,10 +187,6 @@ fn start_consumer(env: &Env, instance: &'static str, hooks: Hooks) -> Running<Co
 
 async fn eventually<F: Future<Output = bool>>(what: &str, check: impl FnMut() -> F) {
     kommerce_kit::testing::eventually(what, DEADLINE, check).await;
-}
-
-async fn scalar(db: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(db).await.unwrap()
 }
 
 /// Every effect exactly once: one row per expected event id, no others.

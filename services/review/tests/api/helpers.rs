@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use kommerce_kit::auth::{Role, TokenSigner};
 use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings, kafka_settings};
-use kommerce_kit::{AuthSettings, HttpSettings, KafkaSettings, PeersSettings};
+use kommerce_kit::{AuthSettings, KafkaSettings, PeersSettings};
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -44,10 +44,6 @@ impl Drop for Stack {
     }
 }
 
-fn http() -> HttpSettings {
-    kommerce_kit::testing::local_http()
-}
-
 /// The kit's `eventually` with this suite's 30 s limit.
 pub async fn eventually<F: Future<Output = bool>>(what: &str, check: impl FnMut() -> F) {
     kommerce_kit::testing::eventually(what, Duration::from_secs(30), check).await;
@@ -74,7 +70,7 @@ async fn order_app(
 ) -> (TestDatabase, String) {
     let db = TestDatabase::create(kommerce_order::MIGRATIONS).await;
     let settings = kommerce_order::Settings {
-        http: http(),
+        http: kommerce_kit::testing::local_http(),
         database: small_pool(&db),
         redis: redis.settings(),
         auth: auth.clone(),
@@ -96,7 +92,7 @@ async fn item_app(
 ) -> (TestDatabase, String) {
     let db = TestDatabase::create(kommerce_item::MIGRATIONS).await;
     let settings = kommerce_item::Settings {
-        http: http(),
+        http: kommerce_kit::testing::local_http(),
         database: small_pool(&db),
         redis: redis.settings(),
         auth: auth.clone(),
@@ -118,7 +114,7 @@ async fn image_app(
 ) -> (TestDatabase, String) {
     let db = TestDatabase::create(kommerce_image::MIGRATIONS).await;
     let mut settings = kommerce_image::Settings {
-        http: http(),
+        http: kommerce_kit::testing::local_http(),
         database: small_pool(&db),
         redis: redis.settings(),
         auth: auth.clone(),
@@ -157,7 +153,7 @@ impl Stack {
         let (image_db, image) = image_app(&auth, &redis, &images_dir).await;
         let review_db = TestDatabase::create(kommerce_review::MIGRATIONS).await;
         let settings = kommerce_review::Settings {
-            http: http(),
+            http: kommerce_kit::testing::local_http(),
             database: small_pool(&review_db),
             redis: redis.settings(),
             auth: auth.clone(),
@@ -353,7 +349,7 @@ impl Stack {
     }
 
     pub async fn scalar(pool: &PgPool, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+        kommerce_kit::testing::scalar(pool, sql).await
     }
 
     pub async fn reviews(&self) -> i64 {
