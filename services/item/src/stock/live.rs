@@ -34,8 +34,7 @@ impl Default for Applied {
 /// The Redis names this instance uses: the contract's, and its own acknowledgement key.
 #[derive(Debug, Clone)]
 pub struct Keys {
-    pub config: String,
-    pub channel: String,
+    pub pool: PoolKeys,
     pub ack: String,
 }
 
@@ -43,15 +42,14 @@ pub fn keys(redis: &Redis, pool: &str, instance: &str) -> Keys {
     let pool = PoolKeys::new(redis.prefix(), pool);
     Keys {
         ack: pool.ack(instance),
-        config: pool.config,
-        channel: pool.channel,
+        pool,
     }
 }
 
 /// Reads the document: `Ok(None)` when there is none (use the default).
 async fn read(redis: &Redis, keys: &Keys) -> redis::RedisResult<Option<String>> {
     redis::cmd("GET")
-        .arg(&keys.config)
+        .arg(&keys.pool.config)
         .query_async(&mut redis.conn())
         .await
 }
@@ -180,7 +178,7 @@ struct Follower {
 async fn follow(f: Follower, ack_interval: Duration, stop: StopSignal) {
     tokio::pin!(stop);
     loop {
-        let mut messages = match subscribe(&f.settings, &f.keys.channel).await {
+        let mut messages = match subscribe(&f.settings, &f.keys.pool.channel).await {
             Ok(s) => Some(s),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot subscribe to stock-pool changes; polling");
