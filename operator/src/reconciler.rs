@@ -94,8 +94,8 @@ pub trait Reconciler: Send + Sync + 'static {
 /// Runs a controller until `stop` resolves; `make` builds its context around the controller's
 /// cache of every object of its kind.
 pub async fn run<R: Reconciler>(
-    shared: &Shared,
-    make: impl FnOnce(Store<R::Resource>) -> R,
+    shared: Arc<Shared>,
+    make: impl FnOnce(Arc<Shared>, Store<R::Resource>) -> R,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let controller = R::watches(
@@ -103,9 +103,10 @@ pub async fn run<R: Reconciler>(
             shared.watched::<R::Resource>(),
             watcher::Config::default().any_semantic(),
         ),
-        shared,
+        &shared,
     );
-    let ctx = Arc::new(make(controller.store()));
+    let store = controller.store();
+    let ctx = Arc::new(make(shared, store));
     drive(
         R::CONTROLLER,
         controller

@@ -145,10 +145,9 @@ impl Context {
 
 /// Runs the controller until `stop` resolves.
 pub async fn run(shared: Arc<Shared>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let base = shared.clone();
     reconciler::run(
-        &base,
-        |store| Context {
+        shared,
+        |shared, store| Context {
             shared,
             store,
             brokers: Mutex::new(HashMap::new()),

@@ -100,10 +100,9 @@ impl std::fmt::Debug for Context {
 
 /// Runs the controller until `stop` resolves.
 pub async fn run(shared: Arc<Shared>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let base = shared.clone();
     reconciler::run(
-        &base,
-        |_store| Context {
+        shared,
+        |shared, _store| Context {
             shared,
             backoff: Backoffs::default(),
         },
