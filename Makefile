@@ -6,13 +6,14 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BIN        := $(TARGET_DIR)/debug
 NEXTEST    := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help deps control-plane build migrate up test test-rust lint fmt bench
+.PHONY: help deps control-plane api-docs openapi build migrate up test test-rust lint fmt bench
 
 help:
 	@echo "make up     run every service + the local router on 127.0.0.1:8080 (Ctrl-C stops)"
 	@echo "make test   start the real dependencies, then run every test"
 	@echo "make lint   rustfmt check and clippy with warnings denied"
 	@echo "make bench  stock strategies side by side (release build) -> docs/bench/"
+	@echo "make openapi  regenerate docs/openapi/ from the code"
 
 deps:
 	@bash scripts/deps.sh
@@ -21,6 +22,13 @@ deps:
 control-plane:
 	@bash scripts/control-plane.sh up
 
+# The API reference's offline assets (swagger-ui-dist via npm, pinned by its lock file).
+api-docs:
+	@bash scripts/api-docs.sh
+
+openapi:
+	$(CARGO) run --locked -p kommerce -- openapi --out docs/openapi
+
 build:
 	$(CARGO) build --locked -p kommerce -p kommerce-user -p kommerce-item -p kommerce-order -p kommerce-pay -p kommerce-review -p kommerce-image
 
@@ -28,11 +36,11 @@ migrate: deps build
 	$(BIN)/kommerce migrate
 
 # kommerce up creates the databases and applies the migrations before it starts the services.
-up: deps build
+up: deps api-docs build
 	$(BIN)/kommerce up
 
 # The services' binaries are built first: the platform tests run each as its own process.
-test: deps control-plane build test-rust
+test: deps control-plane api-docs build test-rust
 
 test-rust:
 ifeq ($(NEXTEST),yes)

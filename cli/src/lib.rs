@@ -1,8 +1,10 @@
 //! The `kommerce` command's library: the service topology, the local router that routes like
 //! the Ingress, and the process supervisor behind `kommerce up`.
 
+pub mod api_docs;
 #[cfg(feature = "bench")]
 pub mod bench;
+pub mod openapi;
 pub mod router;
 pub mod saga;
 pub mod supervisor;

@@ -61,6 +61,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Write every service's OpenAPI document and the merged public one (`kommerce.json`).
+    Openapi {
+        #[arg(long, default_value = "docs/openapi")]
+        out: PathBuf,
+    },
 }
 
 #[cfg(feature = "bench")]
@@ -214,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", kommerce::saga::render(&steps));
             Ok(())
         }
+        Command::Openapi { out } => kommerce::openapi::write(&out),
         Command::User {
             command: UserCommand::CreateAdmin { email, name, phone },
         } => {

@@ -46,6 +46,7 @@ pub fn router(
     };
     Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .merge(crate::api_docs::routes(&crate::api_docs::assets_dir()))
         .fallback(proxy)
         .with_state(Arc::new(routes))
 }
@@ -290,5 +291,63 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.text().await.unwrap(), "1024");
+    }
+
+    #[tokio::test]
+    async fn the_router_serves_the_public_document_and_an_offline_reference() {
+        let base = format!("http://{}", serve(router(SERVICES, [])).await);
+        let http = reqwest::Client::new();
+
+        let doc = http
+            .get(format!("{base}/api/openapi.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(doc.status(), StatusCode::OK);
+        let doc: serde_json::Value = doc.json().await.unwrap();
+        let expected = serde_json::to_value(crate::openapi::public_document()).unwrap();
+        assert_eq!(doc, expected);
+
+        let page = http.get(format!("{base}/api/docs")).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.starts_with("default-src 'self'"), "{csp}");
+        let html = page.text().await.unwrap();
+        // Every script and stylesheet the page loads is served here, by this router, from the
+        // package scripts/api-docs.sh installed: the reference works with no network.
+        let urls: Vec<&str> = html
+            .split(['"'])
+            .filter(|s| s.starts_with("/api/docs/") || s.starts_with("http"))
+            .collect();
+        assert!(urls.len() >= 3, "{html}");
+        for url in urls {
+            assert!(url.starts_with('/'), "{url} is not on this origin");
+            let r = http.get(format!("{base}{url}")).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{url}");
+            assert!(!r.bytes().await.unwrap().is_empty(), "{url}");
+        }
+        let bundle = http
+            .get(format!("{base}/api/docs/assets/swagger-ui-bundle.js"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            bundle.headers()[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert!(bundle.text().await.unwrap().contains("SwaggerUIBundle"));
+
+        // Nothing else of the package, and nothing outside it, is served.
+        for other in ["package.json", "..%2F..%2Fpackage.json", "index.html"] {
+            let r = http
+                .get(format!("{base}/api/docs/assets/{other}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{other}");
+        }
     }
 }

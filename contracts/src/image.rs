@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// What an image can belong to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ImageOwnerKind)]
 pub enum OwnerKind {
     Item,
     Review,
@@ -24,19 +25,25 @@ impl OwnerKind {
 }
 
 /// `POST /internal/v1/images/{id}/attach`: `user_id` must be the uploader.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ImageAttachRequest)]
 pub struct AttachRequest {
+    /// The user the owner is made for (the item's admin, the review's author): must be the
+    /// uploader.
     pub user_id: Uuid,
     pub kind: OwnerKind,
+    /// The item or review.
     pub owner_id: Uuid,
 }
 
 /// `POST /internal/v1/images/{id}/detach`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ImageDetachRequest)]
 pub struct DetachRequest {
     pub kind: OwnerKind,
+    /// The item or review the image is attached to.
     pub owner_id: Uuid,
 }
 

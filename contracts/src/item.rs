@@ -10,13 +10,18 @@ use uuid::Uuid;
 use crate::money::{Money, Quantity};
 
 /// An item as `GET /internal/v1/items?ids=` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemView {
     pub id: Uuid,
     pub name: String,
+    /// The current price, in minor units.
     pub price_minor: Money,
+    /// `on_sale`, `sold_out` or `hidden`.
+    #[schema(pattern = "^(on_sale|sold_out|hidden)$")]
     pub status: String,
+    /// Available stock.
     pub stock: i64,
+    /// The item was deleted (it still resolves: old orders show it).
     pub deleted: bool,
 }
 
@@ -27,31 +32,38 @@ impl ItemView {
 }
 
 /// The body of `GET /internal/v1/items?ids=`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemViews {
+    /// The items found, by id; an unknown id is absent.
     pub items: Vec<ItemView>,
 }
 
 /// `POST /internal/v1/stock/reservations`: reserve every line or none. The id makes it
 /// idempotent (the saga uses the payment id): a repeat gets the first answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReservationRequest {
+    /// The reservation's id, chosen by the caller: a repeat gets the first answer.
     pub reservation_id: Uuid,
+    /// Each item at most once.
+    #[schema(min_items = 1, max_items = 50)]
     pub lines: Vec<ReservationLine>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One line of a reservation request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReservationLine {
     pub item_id: Uuid,
     /// Wide on the wire, so that an out-of-range quantity is a field error, not a parse error.
+    #[schema(minimum = 1, maximum = 1000)]
     pub qty: i64,
 }
 
 /// Why one line cannot be had.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ReservationRefusalReason)]
 pub enum RefusalReason {
     InsufficientStock,
     NotOnSale,
@@ -80,12 +92,15 @@ impl RefusalReason {
 }
 
 /// One refused line of a 409.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ReservationRefusedLine)]
 pub struct RefusedLine {
     pub item_id: Uuid,
     pub reason: RefusalReason,
     pub requested: Quantity,
+    /// The units available when the line was refused for stock, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub available: Option<i64>,
 }
 

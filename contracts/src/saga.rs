@@ -14,7 +14,7 @@ pub const PAYMENTS_TOPIC: &str = "payments";
 pub const ORDERS_TOPIC: &str = "orders";
 
 /// One bought line, at the price that was charged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaidLine {
     pub item_id: Uuid,
     pub name: String,

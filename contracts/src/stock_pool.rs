@@ -11,8 +11,9 @@ use serde_json::{Map, Value};
 pub const DEFAULT_HASH: &str = "default";
 
 /// How a stock decrement is guarded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = StockPoolStrategy)]
 pub enum Strategy {
     SpinLock,
     ConditionalUpdate,
@@ -31,14 +32,28 @@ impl Strategy {
 
 /// The pool policy: the document's fields (a missing one takes its default; an unknown one is
 /// ignored, so that an older instance reads a newer document).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// As served (`GET /internal/v1/stock/policy`) every field is present.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", default)]
+#[schema(as = StockPoolPolicy)]
 pub struct PoolPolicy {
+    #[schema(required = true)]
     pub strategy: Strategy,
+    /// `spinLock`: how long a lock is held at most.
+    #[schema(required = true)]
     pub lease_ms: u64,
+    /// `spinLock`: the first backoff between attempts.
+    #[schema(required = true)]
     pub backoff_base_ms: u64,
+    /// `spinLock`: the longest backoff between attempts.
+    #[schema(required = true)]
     pub backoff_max_ms: u64,
+    /// `spinLock`: the longest wait for the locks before a 503.
+    #[schema(required = true)]
     pub max_wait_ms: u64,
+    /// How often the stock counters are rebuilt from PostgreSQL.
+    #[schema(required = true)]
     pub reconcile_interval_seconds: u64,
 }
 

@@ -50,8 +50,22 @@ pub struct AppState {
     decoding: Arc<tokio::sync::Semaphore>,
 }
 
+/// The service's name: its OpenAPI document's tag.
+pub const SERVICE: &str = "image";
+
+/// What the service's document says it is.
+const ABOUT: &str = "Image uploads, sniffed, decoded within limits and re-encoded without \
+     metadata, with a thumbnail; served from immutable versioned URLs with strong ETags, and \
+     attached to items and reviews over the internal API.";
+
+/// The HTTP API, serving its OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    routes::router().with_state(state)
+    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT).with_state(state)
+}
+
+/// The service's OpenAPI document (what `/openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    kommerce_kit::openapi::document(SERVICE, ABOUT, routes::router().into_openapi())
 }
 
 /// Room for the multipart framing around a file of `max_bytes`, and for reading an oversized

@@ -1,5 +1,7 @@
 //! Image metadata in PostgreSQL (runtime-checked queries, docs/adr/0003).
 
+use kommerce_contracts::image::OwnerKind;
+use serde::Serialize;
 use sqlx::{FromRow, PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -33,24 +35,76 @@ impl ImageRow {
         }
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    /// The image as the API shows it.
+    pub fn view(&self) -> Image {
         let base = format!("/api/v1/images/{}", self.id);
-        serde_json::json!({
-            "id": self.id,
-            "owner_id": self.owner_id,
-            "version": self.version,
-            "content_type": self.content_type,
-            "width": self.width,
-            "height": self.height,
-            "bytes": self.bytes,
-            "url": format!("{base}?v={}", self.version),
-            "thumb_url": format!("{base}?variant=thumb&v={}", self.version),
-            "thumb_width": self.thumb_width,
-            "thumb_height": self.thumb_height,
-            "attached_to": self.attached_kind.as_ref().map(|k| serde_json::json!({"kind": k, "id": self.attached_id})),
-            "created_at": self.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        })
+        Image {
+            id: self.id,
+            owner_id: self.owner_id,
+            version: self.version,
+            content_type: self.content_type.clone(),
+            width: self.width,
+            height: self.height,
+            bytes: self.bytes,
+            url: format!("{base}?v={}", self.version),
+            thumb_url: format!("{base}?variant=thumb&v={}", self.version),
+            thumb_width: self.thumb_width,
+            thumb_height: self.thumb_height,
+            // Both or neither (`images_attachment_whole`).
+            attached_to: match (&self.attached_kind, self.attached_id) {
+                (Some(kind), Some(id)) => Some(Attachment {
+                    kind: kind.clone(),
+                    id,
+                }),
+                _ => None,
+            },
+            created_at: self.created_at,
+        }
     }
+}
+
+/// An uploaded image: its current version's metadata and URLs.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Image {
+    pub id: Uuid,
+    /// The uploader.
+    pub owner_id: Uuid,
+    /// 1 on upload, one more with every replacement.
+    #[schema(minimum = 1)]
+    pub version: i32,
+    /// The stored format, as sniffed from the uploaded bytes (both variants keep it).
+    #[schema(pattern = "^image/(jpeg|png|webp|gif)$")]
+    pub content_type: String,
+    #[schema(minimum = 1)]
+    pub width: i32,
+    #[schema(minimum = 1)]
+    pub height: i32,
+    /// The size of the stored original.
+    #[schema(minimum = 1)]
+    pub bytes: i64,
+    /// The original of this version, immutable (`?v=`): cache it forever.
+    pub url: String,
+    /// The thumbnail of this version, immutable.
+    pub thumb_url: String,
+    #[schema(minimum = 1)]
+    pub thumb_width: i32,
+    #[schema(minimum = 1)]
+    pub thumb_height: i32,
+    /// What the image belongs to; `null` while unattached (the sweeper deletes unattached
+    /// images after `images.unattached_max_age_secs`).
+    pub attached_to: Option<Attachment>,
+    /// When it was uploaded, or last detached.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// The item or review an image belongs to.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ImageAttachment)]
+pub struct Attachment {
+    #[schema(value_type = OwnerKind)]
+    pub kind: String,
+    pub id: Uuid,
 }
 
 const COLUMNS: &str = "id, owner_id, version, content_type, width, height, bytes, etag, \

@@ -50,8 +50,22 @@ pub struct AppState {
     instance_id: String,
 }
 
+/// The service's name.
+pub const SERVICE: &str = "item";
+
+/// What the service's document says it is.
+const ABOUT: &str = "The catalogue (a category tree and searchable items with cached product \
+     pages, written by admins) and stock that never oversells: admin corrections with a ledger \
+     and the all-or-nothing, idempotent reservations of the checkout saga.";
+
+/// The HTTP API, serving its OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    routes::router().with_state(state)
+    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT).with_state(state)
+}
+
+/// The service's OpenAPI document (what `/openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    kommerce_kit::openapi::document(SERVICE, ABOUT, routes::router().into_openapi())
 }
 
 fn default_instance_id() -> String {

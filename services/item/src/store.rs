@@ -11,18 +11,23 @@ use crate::domain::catalogue::{CategoryPatch, ItemPatch, NewCategory, NewItem};
 use crate::domain::listing::{Cursor, ListQuery, Sort};
 use crate::stock::AVAILABLE;
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+/// A category.
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Category {
     pub id: Uuid,
+    /// `null` for a root.
+    #[schema(required = true)]
     pub parent_id: Option<Uuid>,
     pub name: String,
 }
 
 /// A category with its sub-categories, for `GET /api/v1/categories`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CategoryNode {
     pub id: Uuid,
     pub name: String,
+    /// Its sub-categories, by name (case-insensitively).
+    #[schema(no_recursion)]
     pub children: Vec<CategoryNode>,
 }
 
@@ -150,25 +155,32 @@ pub async fn delete_category(db: &PgPool, id: Uuid) -> Result<(), StoreError> {
     }
 }
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+/// An item of the catalogue.
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Item {
     pub id: Uuid,
     pub name: String,
     pub description: String,
     pub price_minor: i64,
     pub category_id: Uuid,
+    #[schema(value_type = crate::domain::catalogue::Status)]
     pub status: String,
     /// Available stock: `items.stock` plus ledger rows not yet folded in.
     pub stock: i64,
+    /// In display order.
     pub image_ids: Vec<Uuid>,
+    /// The average rating of its reviews (0 without any).
     pub rating_avg: f64,
     pub rating_count: i32,
+    /// Units sold (reserved and not released).
     pub sold_count: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// When the item was deleted; `null` while it exists.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub deleted_at: Option<OffsetDateTime>,
 }
 

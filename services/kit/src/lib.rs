@@ -15,6 +15,7 @@ pub mod digest;
 pub mod http;
 pub mod live;
 pub mod messaging;
+pub mod openapi;
 pub mod peer;
 pub mod saga;
 pub mod secret;

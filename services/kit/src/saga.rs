@@ -3,7 +3,6 @@
 //! `GET /internal/v1/saga/{id}` (a payment id or an order id), merged across services by
 //! `kommerce saga trace`.
 
-use axum::Router;
 use axum::extract::{FromRef, Path, State};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
@@ -12,9 +11,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::http::{ApiError, path_id};
+use crate::openapi::OpenApiRouter;
 
 /// One step, as recorded and as served.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Step {
     pub saga_id: Uuid,
     pub order_id: Option<Uuid>,
@@ -23,6 +23,7 @@ pub struct Step {
     pub outcome: String,
     pub detail: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
 }
 
@@ -66,15 +67,27 @@ pub async fn steps(db: &PgPool, id: Uuid) -> Result<Vec<Step>, sqlx::Error> {
     .await
 }
 
-/// `GET /internal/v1/saga/{id}`.
-pub fn router<S>() -> Router<S>
+/// `GET /internal/v1/saga/{id}`, documented.
+pub fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     PgPool: FromRef<S>,
 {
-    Router::new().route("/internal/v1/saga/{id}", get(timeline::<S>))
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(timeline))]
+    struct Timeline;
+    OpenApiRouter::with_openapi(<Timeline as utoipa::OpenApi>::openapi())
+        .route("/internal/v1/saga/{id}", get(timeline::<S>))
 }
 
+/// The saga's steps as this service recorded them, oldest first (empty when it took no part).
+#[utoipa::path(
+    get,
+    path = "/internal/v1/saga/{id}",
+    operation_id = "saga_timeline",
+    params(("id" = Uuid, Path, description = "A payment id or an order id.")),
+    responses((status = 200, description = "The steps, oldest first.", body = [Step])),
+)]
 async fn timeline<S>(
     State(state): State<S>,
     Path(raw): Path<String>,

@@ -236,6 +236,48 @@ pub async fn problem(response: reqwest::Response) -> (reqwest::StatusCode, serde
     (status, body)
 }
 
+/// Checks the answer to `GET /openapi.json`: 200 `application/json`, exactly `expected` (the
+/// service's `openapi()`), naming exactly the `routes` (`("GET", "/api/v1/x/{id}")`). With
+/// `-- --nocapture` the document is printed.
+pub async fn assert_serves_document(
+    response: reqwest::Response,
+    expected: &utoipa::openapi::OpenApi,
+    routes: &[(&str, &str)],
+) {
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "patch", "head", "options", "trace",
+    ];
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        response.headers()[reqwest::header::CONTENT_TYPE],
+        "application/json"
+    );
+    let served: serde_json::Value = response.json().await.expect("a JSON document");
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&served).unwrap_or_default()
+    );
+    assert_eq!(
+        served,
+        serde_json::to_value(expected).expect("a document serializes")
+    );
+    let paths = served["paths"].as_object().expect("paths");
+    let named: std::collections::BTreeSet<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            METHODS
+                .into_iter()
+                .filter(|m| item.get(*m).is_some())
+                .map(|m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let routes: std::collections::BTreeSet<(String, String)> = routes
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(named, routes);
+}
+
 /// The field names a problem's `errors` name, in order (empty without `errors`).
 pub fn fields(problem: &serde_json::Value) -> Vec<String> {
     problem["errors"]

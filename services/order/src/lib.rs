@@ -50,8 +50,19 @@ pub struct AppState {
     orders_topic: String,
 }
 
+/// What the service's document says it is.
+const ABOUT: &str = "Carts checked against the item service, the orders the checkout saga makes \
+     from pay's payments (reserving stock), their cancellation with refund and stock release, \
+     shipping, and the saga timeline.";
+
+/// The HTTP API, serving its OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    routes::router().with_state(state)
+    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT).with_state(state)
+}
+
+/// The service's OpenAPI document (what `/openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    kommerce_kit::openapi::document(SERVICE, ABOUT, routes::router().into_openapi())
 }
 
 /// Builds the service: `App::build(settings)` → [`Service`] → `port()`, `run_until(stop)`.

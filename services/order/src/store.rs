@@ -7,42 +7,57 @@ use uuid::Uuid;
 
 use crate::domain::status::Status;
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+/// A line of the caller's cart: one per item.
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct CartLine {
+    /// The line (what a checkout names in `cart_line_ids`).
     pub id: Uuid,
     pub item_id: Uuid,
+    #[schema(minimum = 1, maximum = 99)]
     pub qty: i32,
     #[serde(with = "time::serde::rfc3339")]
     pub added_at: OffsetDateTime,
 }
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+/// An order as its owner sees it, with its lines.
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Order {
     pub id: Uuid,
     #[serde(skip)]
     pub user_id: Uuid,
+    /// The payment whose saga made the order (also the saga's id).
     pub payment_id: Uuid,
     #[sqlx(try_from = "String")]
     pub status: Status,
+    /// What was charged: the lines' total.
+    #[schema(minimum = 0)]
     pub total_minor: i64,
+    /// The shipping address as the user service served it at payment (a snapshot, not a
+    /// reference).
+    #[schema(value_type = Object)]
     pub address: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// When the refund completed the cancellation; null until then.
     #[serde(with = "time::serde::rfc3339::option")]
     pub cancelled_at: Option<OffsetDateTime>,
+    /// Ordered by item id.
     #[sqlx(skip)]
     pub lines: Vec<OrderLine>,
 }
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+/// One bought line, with the item's name and the price that was charged.
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct OrderLine {
     #[serde(skip)]
     pub order_id: Uuid,
     pub item_id: Uuid,
     pub name: String,
+    #[schema(minimum = 0)]
     pub unit_price_minor: i64,
+    #[schema(minimum = 1)]
     pub qty: i32,
 }
 

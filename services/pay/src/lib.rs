@@ -55,8 +55,18 @@ pub struct AppState {
     live: Live<Settings>,
 }
 
+/// What the service's document says it is.
+const ABOUT: &str = "Wallets with a ledger, payments validated against the cart, the address and \
+     current prices and charged idempotently, and the refunds of the checkout saga.";
+
+/// The HTTP API, serving its OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    routes::router().with_state(state)
+    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT).with_state(state)
+}
+
+/// The service's OpenAPI document (what `/openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    kommerce_kit::openapi::document(SERVICE, ABOUT, routes::router().into_openapi())
 }
 
 /// Builds the service: `App::build(settings)` → [`Service`] → `port()`, `run_until(stop)`.

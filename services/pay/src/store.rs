@@ -7,19 +7,24 @@ use uuid::Uuid;
 
 use crate::domain::status::Status;
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+/// A payment as its owner sees it.
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Payment {
     pub id: Uuid,
     #[serde(skip)]
     pub user_id: Uuid,
     #[serde(skip)]
     pub request_hash: String,
+    #[schema(value_type = crate::domain::payment::Method)]
     pub method: String,
     #[sqlx(try_from = "String")]
     pub status: Status,
     pub amount_minor: i64,
     pub address_id: Uuid,
+    /// The lines as charged.
+    #[schema(value_type = Vec<kommerce_contracts::saga::PaidLine>)]
     pub lines: serde_json::Value,
+    /// The order the saga made, once it exists.
     pub order_id: Option<Uuid>,
     pub reason: Option<String>,
     pub refunded_minor: Option<i64>,
@@ -217,9 +222,12 @@ pub async fn refund(tx: &mut PgConnection, p: &Payment, reason: &str) -> Result<
     Ok(true)
 }
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+/// One wallet ledger entry: `top_up` and `refund` add, `charge` takes.
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
+#[schema(as = WalletEntry)]
 pub struct Entry {
     pub delta_minor: i64,
+    #[schema(pattern = "^(top_up|charge|refund)$")]
     pub kind: String,
     pub payment_id: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]

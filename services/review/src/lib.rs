@@ -49,8 +49,21 @@ pub struct AppState {
     topic: String,
 }
 
+/// The service's name: its OpenAPI document's tag.
+pub const SERVICE: &str = "review";
+
+/// What the service's document says it is.
+const ABOUT: &str = "Verified-purchase reviews of items, one per customer and item, with their \
+     images; listings and each item's rating summary, whose changes reach the item service.";
+
+/// The HTTP API, serving its OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    routes::router().with_state(state)
+    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT).with_state(state)
+}
+
+/// The service's OpenAPI document (what `/openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    kommerce_kit::openapi::document(SERVICE, ABOUT, routes::router().into_openapi())
 }
 
 /// Builds the review service: `App::build(settings)` → [`Service`] → `port()`, `run_until(stop)`.

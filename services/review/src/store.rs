@@ -10,17 +10,27 @@ use crate::domain::listing::{Cursor, Sort};
 use crate::domain::review::NewReview;
 use crate::events::RatingChanged;
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+/// A review, as everyone sees it.
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Review {
     pub id: Uuid,
     pub item_id: Uuid,
+    /// The author.
     pub user_id: Uuid,
+    /// Stars, 1 to 5.
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: i16,
+    /// One line, possibly empty.
+    #[schema(max_length = 200)]
     pub title: String,
+    #[schema(min_length = 1, max_length = 5000)]
     pub body: String,
+    /// The review's images (`GET /api/v1/images/{id}`), in the order shown.
+    #[schema(max_items = 10)]
     pub image_ids: Vec<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Equal to `created_at` until the review is edited.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }

@@ -47,9 +47,23 @@ pub struct AppState {
     live: Live<Settings>,
 }
 
-/// The API routes (without the kit's health, metrics and layers).
+/// The service's name: its telemetry, its live keys and its OpenAPI document.
+pub const SERVICE: &str = "user";
+
+/// What the service's document says it is.
+const ABOUT: &str = "Accounts: signup, login with rotating refresh tokens, logout that takes \
+     effect on every service, the caller's profile, and shipping addresses with exactly one \
+     default.";
+
+/// The API routes (without the kit's health, metrics and layers), serving the OpenAPI
+/// document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    routes::router().with_state(state)
+    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT).with_state(state)
+}
+
+/// The service's OpenAPI document (what `/openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    kommerce_kit::openapi::document(SERVICE, ABOUT, routes::router().into_openapi())
 }
 
 /// Builds the user service: `App::build(settings)` → [`Service`] → `port()`, `run_until(stop)`.
@@ -92,7 +106,7 @@ impl App {
         }
         let mut workers = Workers::new();
         // The config file is watched: live keys apply at once, the others at the next restart.
-        let live = Live::start(&mut workers, settings.clone(), live_keys("user"));
+        let live = Live::start(&mut workers, settings.clone(), live_keys(SERVICE));
         let state = AppState {
             db: db.clone(),
             redis: redis.clone(),

@@ -12,12 +12,18 @@ use uuid::Uuid;
 
 use crate::domain::{AddressPatch, Email, MAX_ADDRESSES, NewAddress, NewUser, Phone};
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+/// An account as its owner sees it (never its password).
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
+    /// Lower-cased.
     pub email: String,
     pub name: String,
+    /// Normalised: an optional leading `+` and 7 to 15 digits.
+    #[schema(pattern = r"^\+?[0-9]{7,15}$")]
     pub phone: String,
+    /// `customer` for an account made by signup; `admin` for an administrator.
+    #[schema(pattern = "^(customer|admin)$")]
     pub role: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -35,24 +41,35 @@ pub struct Credentials {
     pub password_hash: String,
 }
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+/// A shipping address of a user.
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
+#[schema(as = UserAddress)]
 pub struct Address {
     pub id: Uuid,
+    /// The owner.
     pub user_id: Uuid,
     pub label: Option<String>,
     pub recipient: String,
+    /// Normalised: an optional leading `+` and 7 to 15 digits.
+    #[schema(pattern = r"^\+?[0-9]{7,15}$")]
     pub phone: String,
     pub line1: String,
     pub line2: Option<String>,
     pub city: String,
     pub region: Option<String>,
+    /// Upper-cased.
+    #[schema(pattern = "^[A-Z0-9 -]+$")]
     pub postal_code: String,
+    /// A two-letter ISO 3166-1 code, upper-cased.
+    #[schema(pattern = "^[A-Z]{2}$")]
     pub country: String,
+    /// Exactly one of a user's addresses is the default (none when the user has none).
     pub is_default: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Last changed or made the default: the list's order after the default.
     #[serde(with = "time::serde::rfc3339")]
     pub last_used_at: OffsetDateTime,
 }

@@ -584,7 +584,7 @@ pub async fn insert_shoppers(user_db: &PgPool, signer: &TokenSigner, n: usize) -
         .collect();
     sqlx::query(
         "INSERT INTO users (id, email, password_hash, name, phone) \
-         SELECT id, email, 'not-a-hash', 'Shopper', '+1 555 0100' \
+         SELECT id, email, 'not-a-hash', 'Shopper', '+15550100' \
          FROM unnest($1::uuid[], $2::text[]) AS t(id, email)",
     )
     .bind(&ids)
@@ -594,7 +594,7 @@ pub async fn insert_shoppers(user_db: &PgPool, signer: &TokenSigner, n: usize) -
     .unwrap();
     sqlx::query(
         "INSERT INTO addresses (id, user_id, recipient, phone, line1, city, postal_code, country, is_default) \
-         SELECT a, u, 'Shopper', '+1 555 0100', '1 Main St', 'Springfield', '12345', 'US', true \
+         SELECT a, u, 'Shopper', '+15550100', '1 Main St', 'Springfield', '12345', 'US', true \
          FROM unnest($1::uuid[], $2::uuid[]) AS t(a, u)",
     )
     .bind(&addresses)

@@ -34,13 +34,13 @@ const BALANCE: i64 = 1_000;
 const PRICE: i64 = 1_000;
 
 /// The platform of one test: its own databases, Kafka namespace and Redis prefix.
-struct Live {
+pub(crate) struct Live {
     platform: Option<Platform>,
     opts: UpOptions,
     http: Client,
     base: String,
     signer: TokenSigner,
-    admin: String,
+    pub(crate) admin: String,
     user_db: PgPool,
     order_db: PgPool,
     pay_db: PgPool,
@@ -53,7 +53,7 @@ fn server_url() -> String {
 }
 
 impl Live {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let bin_dir = std::env::current_exe()
             .unwrap()
             .parent()
@@ -120,7 +120,7 @@ impl Live {
         }
     }
 
-    fn platform(&mut self) -> &mut Platform {
+    pub(crate) fn platform(&mut self) -> &mut Platform {
         self.platform.as_mut().unwrap()
     }
 
@@ -144,7 +144,7 @@ impl Live {
     }
 
     /// An item on sale with `stock` units, made by an admin through the API.
-    async fn item(&self, stock: i64) -> Uuid {
+    pub(crate) async fn item(&self, stock: i64) -> Uuid {
         let (s, cat) = self
             .call(
                 Method::POST,
@@ -172,7 +172,7 @@ impl Live {
     }
 
     /// `n` shoppers with `BALANCE` in their wallets and one unit of `item` in their carts.
-    async fn shoppers(&self, n: usize, item: Uuid) -> Vec<(Shopper, Uuid)> {
+    pub(crate) async fn shoppers(&self, n: usize, item: Uuid) -> Vec<(Shopper, Uuid)> {
         let people = insert_shoppers(&self.user_db, &self.signer, n).await;
         futures::future::join_all(people.into_iter().map(|p| async move {
             let (s, w) = self
@@ -280,7 +280,7 @@ impl Live {
         );
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(p) = self.platform.take() {
             p.stop().await;
         }

@@ -13,7 +13,8 @@ use image::{DynamicImage, ImageDecoder, ImageReader};
 use super::Format;
 
 /// `?variant=`: the stored renditions of one image version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = ImageVariant, rename_all = "snake_case")]
 pub enum Variant {
     Original,
     Thumb,

@@ -11,17 +11,54 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kommerce_kit::auth::AuthUser;
-use kommerce_kit::http::ApiError;
-use serde_json::Value;
+use kommerce_kit::http::{ApiError, Problem};
+use kommerce_kit::openapi::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{params, path_id};
 use crate::AppState;
 use crate::domain::{Processed, Rejected, Variant, process};
-use crate::store::{self, ImageRow};
+use crate::store::{self, Image, ImageRow};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "public, no-cache";
+
+/// A `multipart/form-data` upload: exactly one part, named `file`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the body; the handler reads it as a stream
+pub struct UploadForm {
+    /// A JPEG, PNG, WebP or GIF (judged by its bytes; the part's file name and Content-Type
+    /// are ignored) of at most `images.max_bytes` (5 MiB by default) and `images.max_pixels`
+    /// pixels (40 million by default).
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}
+
+/// The query of `GET /api/v1/images/{id}`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the query; the handler reads it with the kit's parser
+pub struct GetQuery {
+    /// Which rendition (default `original`).
+    #[param(inline, nullable = false)]
+    pub variant: Option<Variant>,
+    /// The version the URL was made for (`url`, `thumb_url`): an immutable, cacheable answer.
+    /// Any other version than the current one is a 404; without it the answer must be
+    /// revalidated.
+    #[param(minimum = 1, nullable = false)]
+    pub v: Option<i32>,
+}
+
+/// The conditional header of `GET /api/v1/images/{id}`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // documents the header; the handler reads the header map
+pub struct IfNoneMatchHeader {
+    /// ETags already held (comma-separated, weak or strong), or `*`: a match is a 304 without
+    /// the bytes.
+    #[param(rename = "If-None-Match", nullable = false)]
+    pub if_none_match: Option<String>,
+}
 
 /// Reads the one `file` part of a multipart body, at most `max` bytes. A larger file is read to
 /// its end (so the client sees the answer rather than a reset connection) and refused with 413.
@@ -110,18 +147,38 @@ async fn store_objects(
     Ok(())
 }
 
+/// Uploads an image.
+///
+/// Any signed-in user may. The bytes are sniffed, fully decoded within the pixel limit and
+/// re-encoded in the same format without metadata (EXIF orientation applied), with a
+/// thumbnail whose longest side is `images.thumb_side` (320 by default). The upload belongs
+/// to nothing until an item or a review attaches it; an unattached one is deleted after
+/// `images.unattached_max_age_secs` (a day by default).
+#[utoipa::path(
+    post,
+    path = "/api/v1/images",
+    operation_id = "upload_image",
+    security(("bearer" = [])),
+    request_body(content = inline(UploadForm), content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored.", body = Image),
+        (status = 413, description = "The file is larger than `images.max_bytes`.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `multipart/form-data`, or the file is not a JPEG, PNG, WebP or GIF.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No `file` part, an empty one, a second one or another part; more pixels than `images.max_pixels`; or an image that cannot be decoded. `errors` names the part.", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user = %user.id))]
 pub async fn upload(
     State(state): State<AppState>,
     user: AuthUser,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Image>), ApiError> {
     let bytes = read_file(multipart, state.max_bytes).await?;
     let p = processed(&state, bytes).await?;
     let id = Uuid::now_v7();
     store_objects(&state, id, 1, &p).await?;
     match store::insert(&state.db, id, user.id, &p).await {
-        Ok(row) => Ok((StatusCode::CREATED, Json(row.json()))),
+        Ok(row) => Ok((StatusCode::CREATED, Json(row.view()))),
         Err(e) => {
             state.blobs.forget_version(id, 1).await;
             Err(e.into())
@@ -141,6 +198,32 @@ fn matches(headers: &HeaderMap, etag: &str) -> bool {
         .any(|t| t == "*" || t.trim_start_matches("W/") == bare)
 }
 
+/// An image's bytes.
+///
+/// Anyone may read them, without a token, in the stored format. A versioned URL (`?v=`, as
+/// in `url` and `thumb_url`) is immutable and cached for a year; a bare one must be
+/// revalidated. Each rendition has its own strong ETag; `If-None-Match` answers 304 when it
+/// matches.
+#[utoipa::path(
+    get,
+    path = "/api/v1/images/{id}",
+    operation_id = "get_image",
+    params(("id" = Uuid, Path, description = "The image."), GetQuery, IfNoneMatchHeader),
+    responses(
+        (status = 200, description = "The bytes of the rendition.",
+            content(("image/jpeg"), ("image/png"), ("image/webp"), ("image/gif")),
+            headers(
+                ("ETag" = String, description = "The rendition's strong ETag."),
+                ("Cache-Control" = String, description = "`public, max-age=31536000, immutable` with `v`, else `public, no-cache`."),
+                ("X-Content-Type-Options" = String, description = "`nosniff`."),
+            )),
+        (status = 304, description = "`If-None-Match` names the rendition's ETag: no body.",
+            headers(
+                ("ETag" = String, description = "The rendition's strong ETag."),
+                ("Cache-Control" = String, description = "As for a 200."),
+            )),
+    ),
+)]
 #[tracing::instrument(skip(state, query, headers))]
 pub async fn get(
     State(state): State<AppState>,
@@ -215,13 +298,33 @@ fn owned(row: Option<ImageRow>, user: &AuthUser, admin_may: bool) -> Result<Imag
     }
 }
 
+/// Replaces an image's bytes.
+///
+/// Only its uploader may (an admin may not). The upload is processed as a new one and
+/// becomes the next version: new URLs and ETags, the old version's bytes are deleted, and
+/// its attachment stays.
+#[utoipa::path(
+    put,
+    path = "/api/v1/images/{id}",
+    operation_id = "replace_image",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The image.")),
+    request_body(content = inline(UploadForm), content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The new version.", body = Image),
+        (status = 403, description = "The caller is not the uploader.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The file is larger than `images.max_bytes`.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `multipart/form-data`, or the file is not a JPEG, PNG, WebP or GIF.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No `file` part, an empty one, a second one or another part; more pixels than `images.max_pixels`; or an image that cannot be decoded. `errors` names the part.", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip(state, multipart), fields(user = %user.id))]
 pub async fn replace(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Image>, ApiError> {
     let id = path_id(&id, "image")?;
     // Refuse early, before reading and decoding the upload.
     owned(store::get(&state.db, id).await?, &user, false)?;
@@ -243,9 +346,23 @@ pub async fn replace(
         return Err(e.into());
     }
     state.blobs.forget_version(id, old.version).await;
-    Ok(Json(row.json()))
+    Ok(Json(row.view()))
 }
 
+/// Deletes an image.
+///
+/// Its uploader or an admin may; both renditions go with it.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/images/{id}",
+    operation_id = "delete_image",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The image.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, description = "The caller is neither the uploader nor an admin.", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip(state), fields(user = %user.id))]
 pub async fn delete(
     State(state): State<AppState>,

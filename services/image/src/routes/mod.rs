@@ -1,24 +1,21 @@
-//! One module per resource; `router()` is the whole API surface of the service.
+//! One module per resource; `router()` is the whole API surface of the service, each route
+//! registered by its handler's OpenAPI annotation.
 
 mod images;
 mod internal;
 
-use axum::Router;
-use axum::routing::{delete, get, post};
+use kommerce_kit::openapi::{OpenApiRouter, routes};
 
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/images", post(images::upload))
-        .route(
-            "/api/v1/images/{id}",
-            get(images::get).put(images::replace).delete(images::delete),
-        )
-        .route("/internal/v1/images", delete(internal::delete_attached))
-        .route("/internal/v1/images/{id}", delete(internal::delete))
-        .route("/internal/v1/images/{id}/attach", post(internal::attach))
-        .route("/internal/v1/images/{id}/detach", post(internal::detach))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(images::upload))
+        .routes(routes!(images::get, images::replace, images::delete))
+        .routes(routes!(internal::delete_attached))
+        .routes(routes!(internal::delete))
+        .routes(routes!(internal::attach))
+        .routes(routes!(internal::detach))
 }
 
 /// Query parameters as a map, by the kit's one parser: 400 unreadable, 422 naming an unknown

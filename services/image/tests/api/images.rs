@@ -481,6 +481,25 @@ async fn attaching_takes_the_uploaders_own_image_once_and_owners_delete_theirs()
     assert_eq!((app.images().await, app.files()), (0, 0));
 }
 
+/// Found by schemathesis: the internal delete answered 204 to a path that names no image at
+/// all (`null,null`), where every other route answers such a path with a 404 problem.
+#[tokio::test]
+async fn the_internal_delete_of_something_that_is_not_an_id_is_a_404() {
+    let app = TestApp::spawn().await;
+    let kept = app.upload(encoded(ImageFormat::Png, 10, 10), "a.png").await;
+    for not_an_id in ["null%2Cnull", "1", "not-an-id"] {
+        let r = app
+            .http
+            .delete(app.url(&format!("/internal/v1/images/{not_an_id}")))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = problem(r).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{not_an_id}: {body}");
+    }
+    assert_eq!(app.images().await, 1, "{kept}");
+}
+
 #[tokio::test]
 async fn the_sweeper_removes_old_unattached_images_and_nothing_else() {
     let app = TestApp::spawn_with(|s| s.images.unattached_max_age_secs = 3600).await;

@@ -3,14 +3,18 @@
 use kommerce_kit::http::ApiError;
 use kommerce_kit::validate::{Fields, text};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
 pub const MAX_STOCK: i64 = 1_000_000_000;
 pub const MAX_IMAGES: usize = 10;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Whether an item is sold: `hidden` items leave the listing (their page still resolves); only
+/// `on_sale` items can be reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ItemStatus)]
 pub enum Status {
     OnSale,
     SoldOut,
@@ -38,10 +42,19 @@ fn category_name(s: &str) -> Result<String, String> {
     text(s, 1, 100)
 }
 
-#[derive(Debug, Deserialize)]
+/// A new category: a root, or under `parent_id`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryBody {
+    /// Trimmed; 1 to 100 characters, no control characters; unique among its siblings
+    /// (case-insensitively).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[\t\n\x0b\x0c\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\x0b\x0c\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: String,
+    /// An existing category; absent or `null` makes a root.
     pub parent_id: Option<Uuid>,
 }
 
@@ -62,12 +75,21 @@ impl TryFrom<CategoryBody> for NewCategory {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A category change: at least one of `name` and `parent_id`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryPatchBody {
+    /// The new name, as on creation; absent or `null` keeps it.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[\t\n\x0b\x0c\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\x0b\x0c\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: Option<String>,
-    /// `null` moves the category to the root.
+    /// The new parent (never the category itself or one of its descendants); `null` moves the
+    /// category to the root, absent keeps it where it is.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Uuid>)]
     pub parent_id: Option<Option<Uuid>>,
 }
 
@@ -137,18 +159,36 @@ fn images(ids: Vec<Uuid>) -> Result<Vec<Uuid>, String> {
     Ok(ids)
 }
 
-#[derive(Debug, Deserialize)]
+/// A new item.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemBody {
+    /// Trimmed; 1 to 200 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t\n\x0b\x0c\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\x0b\x0c\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: String,
+    /// Trimmed; at most 5000 characters (default empty).
     #[serde(default)]
+    #[schema(max_length = 5000)]
     pub description: String,
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub price_minor: i64,
+    /// An existing category.
     pub category_id: Uuid,
+    /// Absent or `null`: `on_sale`.
     pub status: Option<Status>,
+    /// The initial stock (default 0), recorded in the ledger as `initial`.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub stock: i64,
+    /// Images the caller uploaded to the image service and that belong to nothing yet, in
+    /// display order (default none). An image that cannot be attached is a 422 naming
+    /// `image_ids[i]`.
     #[serde(default)]
+    #[schema(value_type = BTreeSet<Uuid>, max_items = 10)]
     pub image_ids: Vec<Uuid>,
 }
 
@@ -186,16 +226,29 @@ impl TryFrom<ItemBody> for NewItem {
     }
 }
 
-/// An item change. Stock is not here: it changes only through the stock endpoints, so the
-/// ledger explains every unit.
-#[derive(Debug, Deserialize)]
+/// An item change: at least one field; absent or `null` keeps a field. Stock is not here: it
+/// changes only through the stock endpoints, so the ledger explains every unit.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemPatchBody {
+    /// Trimmed; 1 to 200 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t\n\x0b\x0c\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\x0b\x0c\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: Option<String>,
+    /// Trimmed; at most 5000 characters.
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub price_minor: Option<i64>,
+    /// An existing category.
     pub category_id: Option<Uuid>,
     pub status: Option<Status>,
+    /// The item's images from now on, in display order: new ones are attached (as on
+    /// creation), dropped ones are deleted.
+    #[schema(value_type = Option<BTreeSet<Uuid>>, max_items = 10)]
     pub image_ids: Option<Vec<Uuid>>,
 }
 

@@ -13,7 +13,10 @@ use uuid::Uuid;
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The orders of the listing: `newest` first (the default), `price_asc`, `price_desc`,
+/// `rating` (best rated first), `best_selling` (most sold first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, utoipa::ToSchema)]
+#[schema(as = ItemSort, rename_all = "snake_case")]
 pub enum Sort {
     #[default]
     Newest,
@@ -233,6 +236,22 @@ mod tests {
         ];
         for (pairs, field) in cases {
             assert_eq!(parse(pairs).unwrap_err(), [field], "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn the_documented_sorts_are_the_parsed_ones() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(Sort::schema()).unwrap();
+        let names: Vec<&str> = schema["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 5);
+        for name in names {
+            assert!(Sort::parse(name).is_ok(), "{name}");
         }
     }
 

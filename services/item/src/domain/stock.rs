@@ -15,7 +15,11 @@ use uuid::Uuid;
 pub const MAX_LINES: usize = 50;
 pub const MAX_QTY: i32 = 1_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// One reserved line.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[schema(as = ReservedLine)]
 pub struct Line {
     pub item_id: Uuid,
     pub qty: Quantity,
@@ -61,10 +65,20 @@ impl TryFrom<ReservationRequest> for Reservation {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A stock correction.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustBody {
+    /// Units to add (positive) or take away (negative); never 0.
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
     pub delta: i64,
+    /// Why, kept in the ledger as the row's `note`: trimmed, 1 to 200 characters, no control
+    /// characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t\n\x0b\x0c\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\x0b\x0c\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub reason: String,
 }
 

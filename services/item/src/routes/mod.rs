@@ -1,38 +1,28 @@
-//! One module per resource; `router()` is the whole API surface of the service.
+//! One module per resource; `router()` is the whole API surface of the service, each route
+//! registered by its handler's OpenAPI annotation.
 
 mod categories;
 mod internal;
 mod items;
 
-use axum::Router;
-use axum::routing::{delete, get, patch, post};
+use kommerce_kit::openapi::{OpenApiRouter, at_least_one_property, routes};
 
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/categories",
-            get(categories::list).post(categories::create),
-        )
-        .route(
-            "/api/v1/categories/{id}",
-            patch(categories::update).delete(categories::delete),
-        )
-        .route("/api/v1/items", get(items::list).post(items::create))
-        .route(
-            "/api/v1/items/{id}",
-            get(items::get).patch(items::update).delete(items::delete),
-        )
-        .route("/api/v1/items/{id}/stock", post(items::adjust_stock))
-        .route("/api/v1/items/{id}/stock/ledger", get(items::ledger))
-        .route("/internal/v1/items", get(internal::items))
-        .route("/internal/v1/stock/reservations", post(internal::reserve))
-        .route(
-            "/internal/v1/stock/reservations/{id}",
-            delete(internal::release),
-        )
-        .route("/internal/v1/stock/policy", get(internal::policy))
+pub fn router() -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::new()
+        .routes(routes!(categories::list, categories::create))
+        .routes(routes!(categories::update, categories::delete))
+        .routes(routes!(items::list, items::create))
+        .routes(routes!(items::get, items::update, items::delete))
+        .routes(routes!(items::adjust_stock))
+        .routes(routes!(items::ledger))
+        .routes(routes!(internal::items))
+        .routes(routes!(internal::reserve))
+        .routes(routes!(internal::release))
+        .routes(routes!(internal::policy));
+    at_least_one_property(&mut router, &["CategoryPatchBody", "ItemPatchBody"]);
+    router
 }
 
 pub(crate) use kommerce_kit::http::path_id;

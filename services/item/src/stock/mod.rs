@@ -26,9 +26,11 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use kommerce_kit::cache::Redis;
 use kommerce_kit::http::ApiError;
+use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::watch;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::stock::{Adjust, Line, PoolPolicy, Reservation, Strategy};
@@ -45,24 +47,87 @@ pub struct Answer {
 /// Why one line of a reservation cannot be had (the contract's type).
 pub use kommerce_contracts::item::{RefusalReason, RefusedLine as Refusal};
 
+/// What a reservation answers when made (201), stored and replayed to every repeat.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = StockReservation)]
+pub struct Reserved {
+    pub reservation_id: Uuid,
+    pub status: ReservationStatus,
+    /// The reserved lines, by item id.
+    pub lines: Vec<Line>,
+}
+
+/// A made reservation's status: always `reserved` (it is answered when made).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = StockReservationStatus)]
+pub enum ReservationStatus {
+    Reserved,
+}
+
+/// What a refused reservation answers (409, problem+json with the reservation's id and the
+/// refused lines as extension members), stored and replayed to every repeat. Two kinds:
+/// `reservation-refused` (with `lines`: which could not be had) and `reservation-cancelled`
+/// (without: the reservation was released before it was made, so it stays refused).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReservationRefusal {
+    #[serde(rename = "type")]
+    #[schema(pattern = r"^https://kommerce\.dev/problems/reservation-(refused|cancelled)$")]
+    pub kind: &'static str,
+    /// `Conflict`.
+    #[schema(pattern = "^Conflict$")]
+    pub title: &'static str,
+    /// 409.
+    #[schema(minimum = 409, maximum = 409)]
+    pub status: u16,
+    pub detail: &'static str,
+    pub reservation_id: Uuid,
+    /// The refused lines (`reservation-refused` only); nothing was reserved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub lines: Option<Vec<Refusal>>,
+}
+
+impl ReservationRefusal {
+    fn refused(id: Uuid, lines: &[Refusal]) -> Self {
+        Self {
+            kind: "https://kommerce.dev/problems/reservation-refused",
+            title: "Conflict",
+            status: 409,
+            detail: "not every line can be reserved; nothing was reserved",
+            reservation_id: id,
+            lines: Some(lines.to_vec()),
+        }
+    }
+
+    /// The tombstone of a release that arrived before its reservation.
+    pub(crate) fn cancelled(id: Uuid) -> Self {
+        Self {
+            kind: "https://kommerce.dev/problems/reservation-cancelled",
+            title: "Conflict",
+            status: 409,
+            detail: "this reservation was released before it was made",
+            reservation_id: id,
+            lines: None,
+        }
+    }
+}
+
 fn reserved(r: &Reservation) -> Answer {
     Answer {
         status: StatusCode::CREATED,
-        body: json!({ "reservation_id": r.id, "status": "reserved", "lines": r.lines }),
+        body: json!(Reserved {
+            reservation_id: r.id,
+            status: ReservationStatus::Reserved,
+            lines: r.lines.clone(),
+        }),
     }
 }
 
 fn refused(r: &Reservation, lines: &[Refusal]) -> Answer {
     Answer {
         status: StatusCode::CONFLICT,
-        body: json!({
-            "type": "https://kommerce.dev/problems/reservation-refused",
-            "title": "Conflict",
-            "status": 409,
-            "detail": "not every line can be reserved; nothing was reserved",
-            "reservation_id": r.id,
-            "lines": lines,
-        }),
+        body: json!(ReservationRefusal::refused(r.id, lines)),
     }
 }
 

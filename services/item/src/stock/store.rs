@@ -11,7 +11,7 @@ use sqlx::{Acquire, FromRow, PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Answer, Outcome, Refusal, RefusalReason, counters};
+use super::{Answer, Outcome, Refusal, RefusalReason, ReservationRefusal, counters};
 use crate::domain::stock::{Adjust, Line, Reservation};
 use kommerce_contracts::money::Quantity;
 
@@ -321,11 +321,7 @@ pub async fn release(
             .await?;
     match status.as_deref() {
         None => {
-            let tombstone = json!({
-                "type": "https://kommerce.dev/problems/reservation-cancelled",
-                "title": "Conflict", "status": 409, "reservation_id": id,
-                "detail": "this reservation was released before it was made",
-            });
+            let tombstone = json!(ReservationRefusal::cancelled(id));
             sqlx::query("INSERT INTO reservations (id, status, http_status, answer, released_at) VALUES ($1, 'cancelled', 409, $2, now()) ON CONFLICT (id) DO NOTHING")
                 .bind(id)
                 .bind(tombstone)
@@ -423,13 +419,26 @@ pub async fn adjust(db: &PgPool, redis: &Redis, item: Uuid, a: &Adjust) -> Resul
     Ok(i64::from(stock))
 }
 
-#[derive(Debug, Serialize, FromRow)]
+/// One stock ledger row: every change of an item's stock is one.
+#[derive(Debug, Serialize, FromRow, utoipa::ToSchema)]
+#[schema(as = ItemLedgerEntry)]
 pub struct LedgerRow {
+    /// Increasing: newer rows have larger ids.
     pub id: i64,
+    /// Units added (positive) or taken (negative); never 0.
     pub delta: i32,
+    /// `initial` (the stock an item was created with), `reservation`, `release`,
+    /// `admin_increase` or `admin_decrease`.
+    #[schema(pattern = "^(initial|reservation|release|admin_increase|admin_decrease)$")]
     pub reason: String,
+    /// The reservation of a `reservation` or `release` row.
+    #[schema(required = true)]
     pub reservation_id: Option<Uuid>,
+    /// An admin correction's reason.
+    #[schema(required = true)]
     pub note: Option<String>,
+    /// Whether the row is folded into the item's stock row yet (the `reservation` strategy
+    /// writes rows that are folded in batches); available stock counts both.
     pub applied: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

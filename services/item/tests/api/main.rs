@@ -7,4 +7,5 @@
 mod catalogue;
 mod helpers;
 mod images;
+mod openapi;
 mod stock;

@@ -6,18 +6,24 @@ use uuid::Uuid;
 pub const MAX_QTY: i64 = 99;
 pub const MAX_LINES: i64 = 50;
 
-/// `POST /api/v1/cart/items`.
-#[derive(Debug, Deserialize)]
+/// `POST /api/v1/cart/items`: an item to put in the cart, or to add to its line.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AddToCartBody)]
 pub struct AddBody {
+    /// An item that exists and is on sale.
     pub item_id: Uuid,
+    /// Units to add; with what the line already holds, at most 99 in total.
+    #[schema(minimum = 1, maximum = 99)]
     pub qty: i64,
 }
 
-/// `PATCH /api/v1/cart/items/{item_id}`.
-#[derive(Debug, Deserialize)]
+/// `PATCH /api/v1/cart/items/{item_id}`: the quantity a line is to hold.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SetCartQtyBody)]
 pub struct SetBody {
+    #[schema(minimum = 1, maximum = 99)]
     pub qty: i64,
 }
 

@@ -4,8 +4,11 @@
 use kommerce_kit::db::UnknownValue;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where an order is in its life: `created` → `shipped` → `delivered`, or `created` →
+/// `cancel_requested` → `cancelled` (once pay has refunded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = OrderStatus)]
 pub enum Status {
     Created,
     CancelRequested,

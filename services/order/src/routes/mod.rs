@@ -1,4 +1,5 @@
-//! One module per resource; `router()` is the whole API surface of the service.
+//! One module per resource; `router()` is the whole API surface of the service, each route
+//! registered by its handler's OpenAPI annotation.
 
 mod cart;
 mod internal;
@@ -6,29 +7,25 @@ mod orders;
 
 use std::collections::HashMap;
 
-use axum::Router;
-use axum::routing::{get, patch, post};
 use kommerce_kit::http::ApiError;
+use kommerce_kit::openapi::{OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::AppState;
 use kommerce_contracts::item::ItemView;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/cart", get(cart::get))
-        .route("/api/v1/cart/items", post(cart::add))
-        .route(
-            "/api/v1/cart/items/{item_id}",
-            patch(cart::set).delete(cart::remove),
-        )
-        .route("/api/v1/orders", get(orders::list))
-        .route("/api/v1/orders/{id}", get(orders::get))
-        .route("/api/v1/orders/{id}/cancel", post(orders::cancel))
-        .route("/api/v1/orders/{id}/ship", post(orders::ship))
-        .route("/api/v1/orders/{id}/timeline", get(orders::timeline))
-        .route("/internal/v1/carts/{user_id}", get(internal::cart))
-        .route("/internal/v1/purchases", get(internal::purchases))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(cart::get))
+        .routes(routes!(cart::add))
+        .routes(routes!(cart::set, cart::remove))
+        .routes(routes!(orders::list))
+        .routes(routes!(orders::get))
+        .routes(routes!(orders::cancel))
+        .routes(routes!(orders::ship))
+        .routes(routes!(orders::timeline))
+        .routes(routes!(internal::cart))
+        .routes(routes!(internal::purchases))
         .merge(kommerce_kit::saga::router())
 }
 

@@ -6,5 +6,6 @@
 mod cart;
 mod helpers;
 mod internal;
+mod openapi;
 mod orders;
 mod saga;

@@ -10,17 +10,26 @@ use uuid::Uuid;
 
 pub const MAX_LINES: usize = 50;
 
-#[derive(Debug, Deserialize)]
+/// A checkout: which of the caller's cart lines, where to, the total the caller expects and
+/// how to pay.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentBody {
+    /// Distinct lines of the caller's cart.
+    #[schema(min_items = 1, max_items = 50)]
     pub cart_line_ids: Vec<Uuid>,
+    /// One of the caller's addresses.
     pub address_id: Uuid,
+    /// The total of the lines at current prices: a stale total is refused, naming it.
+    #[schema(minimum = 1)]
     pub amount_minor: i64,
+    #[schema(value_type = Method)]
     pub method: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = PaymentMethod)]
 pub enum Method {
     Wallet,
     Card,

@@ -1,21 +1,18 @@
-//! One module per resource; `router()` is the whole API surface of the service.
+//! One module per resource; `router()` is the whole API surface of the service, each route
+//! registered by its handler's OpenAPI annotation.
 
 mod payments;
 mod wallet;
 
-use axum::Router;
-use axum::routing::{get, post};
+use kommerce_kit::openapi::{OpenApiRouter, routes};
 
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/wallet", get(wallet::get))
-        .route("/api/v1/wallet/top-up", post(wallet::top_up))
-        .route(
-            "/api/v1/payments",
-            get(payments::list).post(payments::create),
-        )
-        .route("/api/v1/payments/{id}", get(payments::get))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(wallet::get))
+        .routes(routes!(wallet::top_up))
+        .routes(routes!(payments::list, payments::create))
+        .routes(routes!(payments::get))
         .merge(kommerce_kit::saga::router())
 }

@@ -15,16 +15,19 @@ use kommerce_contracts::order::CartLineView;
 use kommerce_contracts::saga::{PaidLine, PaymentCompleted};
 use kommerce_kit::auth::AuthUser;
 use kommerce_kit::http::{
-    ApiError, ApiJson, FieldError, IdempotencyKey, QueryParams, id_cursor_param, limit_param,
-    next_id_cursor, path_id, query_params,
+    ApiError, ApiJson, FieldError, IdempotencyKey, Problem, QueryParams, id_cursor_param,
+    limit_param, next_id_cursor, path_id, query_params,
 };
 use kommerce_kit::messaging::{Envelope, publish_in_tx};
+use kommerce_kit::openapi::{Page, RequiredIdempotencyHeader, ToSchema};
 use rand::Rng;
+use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::domain::payment::{Method, PaymentBody, PaymentRequest};
+use crate::domain::status::Status;
 use crate::store::{self, NewPayment, Payment};
 
 /// The first response to a key, returned again (201) to a repeat of the same request.
@@ -97,8 +100,48 @@ async fn card(s: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `POST /api/v1/payments` (`Idempotency-Key` required): 201 `pending_order`; 422 when the
-/// amount is not the total at current prices (naming it), 402 when the wallet cannot cover it.
+/// A payment as first accepted: charged, its order still to be made by the saga.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PaymentAccepted)]
+pub struct Accepted {
+    pub id: Uuid,
+    /// Always `pending_order`: follow it with `GET /api/v1/payments/{id}`.
+    pub status: Status,
+    pub amount_minor: Money,
+    pub method: Method,
+    pub address_id: Uuid,
+    pub lines: Vec<PaidLine>,
+}
+
+/// The caller's payments, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentPage {
+    pub payments: Vec<Payment>,
+    /// The `cursor` of the next page; absent on the last.
+    pub next_cursor: Option<Uuid>,
+}
+
+/// Checkout: pays for cart lines.
+///
+/// Validates the selected cart lines, the address and the amount against current prices,
+/// charges, and starts the saga that makes the order. A repeat of the key answers as the
+/// first request did (`Idempotent-Replayed: true`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments",
+    operation_id = "create_payment",
+    security(("bearer" = [])),
+    params(RequiredIdempotencyHeader),
+    request_body = PaymentBody,
+    responses(
+        (status = 201, description = "Charged; the order follows.", body = Accepted,
+            headers(("Location" = String, description = "The payment."),
+                    ("Idempotent-Replayed" = String, description = "`true` on a repeat of the key."))),
+        (status = 402, description = "The wallet does not hold the amount, or the card was declined; nothing was charged.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "A cart line or the address is not the caller's.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A service the check needs is down; nothing was charged.", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user = %user.id))]
 pub async fn create(
     State(s): State<AppState>,
@@ -131,9 +174,13 @@ pub async fn create(
     }
     let id = Uuid::now_v7();
     let lines_json = json!(lines);
-    let response = json!({
-        "id": id, "status": "pending_order", "amount_minor": total,
-        "method": req.method.as_str(), "address_id": req.address_id, "lines": lines_json,
+    let response = json!(Accepted {
+        id,
+        status: Status::PendingOrder,
+        amount_minor: total,
+        method: req.method,
+        address_id: req.address_id,
+        lines: lines.clone(),
     });
     let mut tx = s.db.begin().await?;
     let fresh = store::insert_payment(
@@ -188,7 +235,18 @@ pub async fn create(
     Ok(out)
 }
 
-/// `GET /api/v1/payments/{id}`: someone else's is 404.
+/// One of the caller's payments.
+///
+/// With its saga's outcome: the order once it exists, or the refund and its reason.
+/// Someone else's is a 404.
+#[utoipa::path(
+    get,
+    path = "/api/v1/payments/{id}",
+    operation_id = "get_payment",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The payment.")),
+    responses((status = 200, description = "The payment.", body = Payment)),
+)]
 pub async fn get(
     State(s): State<AppState>,
     user: AuthUser,
@@ -201,16 +259,27 @@ pub async fn get(
         .ok_or(ApiError::NotFound("payment"))
 }
 
-/// `GET /api/v1/payments?limit=&cursor=`: mine, newest first.
+/// The caller's payments, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/payments",
+    operation_id = "list_payments",
+    security(("bearer" = [])),
+    params(Page),
+    responses((status = 200, description = "A page of payments.", body = PaymentPage)),
+)]
 pub async fn list(
     State(s): State<AppState>,
     user: AuthUser,
     q: Result<Query<QueryParams>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PaymentPage>, ApiError> {
     let p = query_params(q)?;
     let limit = limit_param(&p, 20, 100)?;
     let cursor = id_cursor_param(&p)?;
     let payments = store::payments(&s.db, user.id, cursor, limit).await?;
-    let next = next_id_cursor(&payments, limit, |p| p.id);
-    Ok(Json(json!({ "payments": payments, "next_cursor": next })))
+    let next_cursor = next_id_cursor(&payments, limit, |p| p.id);
+    Ok(Json(PaymentPage {
+        payments,
+        next_cursor,
+    }))
 }

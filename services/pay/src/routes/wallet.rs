@@ -5,39 +5,75 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use kommerce_kit::auth::AuthUser;
 use kommerce_kit::http::{ApiError, ApiJson, IdempotencyKey};
-use serde::Deserialize;
-use serde_json::json;
+use kommerce_kit::openapi::IdempotencyHeader;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::domain::payment;
-use crate::store;
+use crate::store::{self, Entry};
 
-/// `GET /api/v1/wallet`: balance and the latest 50 ledger entries.
-pub async fn get(
-    State(s): State<AppState>,
-    user: AuthUser,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut conn = s.db.acquire().await?;
-    let (balance, entries) = store::wallet(&mut conn, user.id).await?;
-    Ok(Json(
-        json!({ "balance_minor": balance, "entries": entries }),
-    ))
+/// The caller's wallet.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Wallet {
+    pub balance_minor: i64,
+    /// The latest 50 entries, newest first.
+    pub entries: Vec<Entry>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A wallet's balance after a top-up.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WalletBalance)]
+pub struct Balance {
+    pub balance_minor: i64,
+}
+
+/// The caller's wallet.
+///
+/// Its balance and the latest 50 ledger entries (an empty wallet until the first top-up).
+#[utoipa::path(
+    get,
+    path = "/api/v1/wallet",
+    operation_id = "get_wallet",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The wallet.", body = Wallet)),
+)]
+pub async fn get(State(s): State<AppState>, user: AuthUser) -> Result<Json<Wallet>, ApiError> {
+    let mut conn = s.db.acquire().await?;
+    let (balance_minor, entries) = store::wallet(&mut conn, user.id).await?;
+    Ok(Json(Wallet {
+        balance_minor,
+        entries,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopUpBody {
+    /// At most the configured maximum (`wallet.max_top_up_minor`).
+    #[schema(minimum = 1)]
     amount_minor: i64,
 }
 
-/// `POST /api/v1/wallet/top-up`: bounded; with an `Idempotency-Key` a repeat adds nothing,
-/// and an unusable key is a 400 (never ignored: the top-up would apply twice on a retry).
+/// Adds money to the caller's wallet.
+///
+/// Bounded by `wallet.max_top_up_minor`; with an `Idempotency-Key` a repeat adds nothing, and
+/// an unusable key is a 400 (never ignored: the top-up would apply twice on a retry).
+#[utoipa::path(
+    post,
+    path = "/api/v1/wallet/top-up",
+    operation_id = "top_up_wallet",
+    security(("bearer" = [])),
+    params(IdempotencyHeader),
+    request_body = TopUpBody,
+    responses((status = 200, description = "Added (or a repeat of the key: nothing added).", body = Balance)),
+)]
 pub async fn top_up(
     State(s): State<AppState>,
     user: AuthUser,
     headers: HeaderMap,
     ApiJson(body): ApiJson<TopUpBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Balance>, ApiError> {
     let key = IdempotencyKey::optional(&headers)?;
     let amount = payment::top_up(body.amount_minor, s.wallet.max_top_up_minor)
         .map_err(|m| ApiError::field("amount_minor", m))?;
@@ -59,7 +95,9 @@ pub async fn top_up(
         }
     };
     tx.commit().await?;
-    Ok(Json(json!({ "balance_minor": balance })))
+    Ok(Json(Balance {
+        balance_minor: balance,
+    }))
 }
 
 #[cfg(test)]

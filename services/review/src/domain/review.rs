@@ -3,6 +3,7 @@
 use kommerce_kit::http::ApiError;
 use kommerce_kit::validate::Fields;
 use serde::Deserialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub const MAX_TITLE: usize = 200;
@@ -74,16 +75,32 @@ pub fn image_ids(ids: &[Uuid]) -> Result<Vec<Uuid>, String> {
     Ok(seen)
 }
 
-/// `POST /api/v1/reviews` as sent.
-#[derive(Debug, Deserialize)]
+/// A review of an item the caller bought (`POST /api/v1/reviews` as sent). Text is trimmed
+/// first; lengths count characters. A title is one line (tabs allowed), a body may hold line
+/// breaks and tabs; no other control characters.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewReviewBody {
+    /// An item the caller has a paid, not-cancelled order for.
     pub item_id: Uuid,
+    /// Stars, 1 to 5.
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: i64,
+    /// One line of at most 200 characters; empty when absent.
     #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x08\x0A-\x1F\x7F-\x9F]*$")]
     pub title: String,
+    /// 1 to 5000 characters; line breaks allowed.
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub body: String,
+    /// At most 10 distinct images the caller uploaded and that belong to nothing else
+    /// (`POST /api/v1/images`), in the order shown; none when absent.
     #[serde(default)]
+    #[schema(value_type = std::collections::BTreeSet<Uuid>, max_items = 10)]
     pub image_ids: Vec<Uuid>,
 }
 
@@ -119,13 +136,32 @@ impl TryFrom<NewReviewBody> for NewReview {
     }
 }
 
-/// `PATCH /api/v1/reviews/{id}` as sent: absent fields stay as they are.
-#[derive(Debug, Deserialize)]
+/// Changes to a review (`PATCH /api/v1/reviews/{id}` as sent): absent fields stay as they
+/// are, and at least one must be given. The same rules as a new review's fields.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewPatchBody {
+    /// Stars, 1 to 5.
+    #[schema(minimum = 1, maximum = 5, nullable = false)]
     pub rating: Option<i64>,
+    /// One line of at most 200 characters; empty clears it.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x08\x0A-\x1F\x7F-\x9F]*$",
+        nullable = false
+    )]
     pub title: Option<String>,
+    /// 1 to 5000 characters; line breaks allowed.
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$",
+        nullable = false
+    )]
     pub body: Option<String>,
+    /// The review's images from now on (at most 10, distinct): new ones are attached as in a
+    /// new review, those left out are deleted; `[]` removes them all.
+    #[schema(value_type = Option<std::collections::BTreeSet<Uuid>>, max_items = 10, nullable = false)]
     pub image_ids: Option<Vec<Uuid>>,
 }
 

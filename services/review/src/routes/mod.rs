@@ -1,23 +1,20 @@
-//! One module per resource; `router()` is the whole API surface of the service.
+//! One module per resource; `router()` is the whole API surface of the service, each route
+//! registered by its handler's OpenAPI annotation.
 
 mod reviews;
 
-use axum::Router;
-use axum::routing::get;
+use kommerce_kit::openapi::{OpenApiRouter, at_least_one_property, routes};
 
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/reviews", get(reviews::list).post(reviews::create))
-        .route("/api/v1/reviews/mine", get(reviews::mine))
-        .route("/api/v1/reviews/summary", get(reviews::summary))
-        .route(
-            "/api/v1/reviews/{id}",
-            get(reviews::one)
-                .patch(reviews::update)
-                .delete(reviews::delete),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    let mut api = OpenApiRouter::new()
+        .routes(routes!(reviews::list, reviews::create))
+        .routes(routes!(reviews::mine))
+        .routes(routes!(reviews::summary))
+        .routes(routes!(reviews::one, reviews::update, reviews::delete));
+    at_least_one_property(&mut api, &["ReviewPatchBody"]);
+    api
 }
 
 /// Query parameters as a map, by the kit's one parser: 400 unreadable, 422 naming an unknown

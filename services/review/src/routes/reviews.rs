@@ -8,8 +8,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use kommerce_kit::auth::AuthUser;
 use kommerce_kit::db::is_constraint;
-use kommerce_kit::http::{ApiError, ApiJson, FieldError};
-use serde_json::{Value, json};
+use kommerce_kit::http::{ApiError, ApiJson, FieldError, Problem};
+use kommerce_kit::openapi::{IntoParams, ToSchema};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::{params, path_id};
@@ -23,6 +24,107 @@ fn already_reviewed() -> ApiError {
     ApiError::conflict("review-exists", "you have already reviewed this item")
 }
 
+/// A page of reviews.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewPage {
+    pub items: Vec<Review>,
+    /// The `cursor` of the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// How many reviews give each number of stars (every key is present).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RatingHistogram)]
+pub struct Histogram {
+    #[serde(rename = "1")]
+    #[schema(minimum = 0)]
+    pub one: i64,
+    #[serde(rename = "2")]
+    #[schema(minimum = 0)]
+    pub two: i64,
+    #[serde(rename = "3")]
+    #[schema(minimum = 0)]
+    pub three: i64,
+    #[serde(rename = "4")]
+    #[schema(minimum = 0)]
+    pub four: i64,
+    #[serde(rename = "5")]
+    #[schema(minimum = 0)]
+    pub five: i64,
+}
+
+/// An item's ratings: how many, their mean and how they spread.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewSummary {
+    pub item_id: Uuid,
+    #[schema(minimum = 0)]
+    pub count: i64,
+    /// The mean rating; 0 without reviews.
+    #[schema(minimum = 0, maximum = 5)]
+    pub average: f64,
+    pub histogram: Histogram,
+}
+
+/// The query of `GET /api/v1/reviews`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the query; the handler reads it with the kit's parser
+pub struct ListQuery {
+    /// The item whose reviews to list.
+    pub item_id: Uuid,
+    /// The order (default `newest`).
+    #[param(inline, nullable = false)]
+    pub sort: Option<Sort>,
+    /// `next_cursor` of the previous page, listed with the same `sort`.
+    #[param(nullable = false, pattern = "^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
+    /// How many to return (default 20).
+    #[param(minimum = 1, maximum = 100, nullable = false)]
+    pub limit: Option<i64>,
+}
+
+/// The query of `GET /api/v1/reviews/mine`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the query; the handler reads it with the kit's parser
+pub struct MineQuery {
+    /// `next_cursor` of the previous page.
+    #[param(nullable = false, pattern = "^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
+    /// How many to return (default 20).
+    #[param(minimum = 1, maximum = 100, nullable = false)]
+    pub limit: Option<i64>,
+}
+
+/// The query of `GET /api/v1/reviews/summary`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the query; the handler reads it with the kit's parser
+pub struct SummaryQuery {
+    /// The item to summarise.
+    pub item_id: Uuid,
+}
+
+/// Reviews an item the caller bought.
+///
+/// Only a customer with a paid, not-cancelled order for the item may review it (asked of the
+/// order service), once per item. The images (`image_ids`, the caller's own unattached
+/// uploads) are attached all or none; a refused one is a 422 naming `image_ids[i]`. The
+/// item's rating totals change with the review and reach the item service as
+/// `review.rating-changed`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/reviews",
+    operation_id = "create_review",
+    security(("bearer" = [])),
+    request_body = NewReviewBody,
+    responses(
+        (status = 201, description = "The review.", body = Review),
+        (status = 403, description = "The caller never bought the item.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The caller has already reviewed the item (`review-exists`).", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The order or the image service (or the database) is unavailable; nothing was changed.", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip(s, body), fields(user = %user.id))]
 pub async fn create(
     State(s): State<AppState>,
@@ -72,6 +174,16 @@ pub async fn create(
     }
 }
 
+/// One review.
+///
+/// Anyone may read it, without a token.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reviews/{id}",
+    operation_id = "get_review",
+    params(("id" = Uuid, Path, description = "The review.")),
+    responses((status = 200, description = "The review.", body = Review)),
+)]
 #[tracing::instrument(skip(s))]
 pub async fn one(
     State(s): State<AppState>,
@@ -84,6 +196,25 @@ pub async fn one(
         .ok_or(ApiError::NotFound("review"))
 }
 
+/// Edits the caller's review.
+///
+/// Only its author may (an admin may not). Absent fields stay as they are; at least one must
+/// be given. `image_ids` replaces the review's images: new ones are attached as on creation
+/// (all or none, a refused one is a 422 naming `image_ids[i]`), those left out are deleted.
+/// A changed rating changes the item's totals.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/reviews/{id}",
+    operation_id = "update_review",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The review.")),
+    request_body = ReviewPatchBody,
+    responses(
+        (status = 200, description = "The review as changed.", body = Review),
+        (status = 403, description = "The caller is not the author.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The image service (or the database) is unavailable; nothing was changed.", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip(s, body), fields(user = %user.id))]
 pub async fn update(
     State(s): State<AppState>,
@@ -166,6 +297,22 @@ pub async fn update(
     Ok(Json(review))
 }
 
+/// Deletes a review.
+///
+/// Its author or an admin may. Its images are deleted with it and the item's totals drop
+/// the rating.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/reviews/{id}",
+    operation_id = "delete_review",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The review.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, description = "The caller is neither the author nor an admin.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The image service (or the database) is unavailable; nothing was changed.", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip(s), fields(user = %user.id))]
 pub async fn delete(
     State(s): State<AppState>,
@@ -247,65 +394,107 @@ async fn page(
     sort: Sort,
     cursor: Option<&Cursor>,
     limit: i64,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReviewPage>, ApiError> {
     let mut rows = store::page(&s.db, filter, sort, cursor, limit + 1).await?;
     let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next = if more {
+    let next_cursor = if more {
         rows.last().map(|r| r.cursor(sort).encode())
     } else {
         None
     };
-    Ok(Json(json!({"items": rows, "next_cursor": next})))
+    Ok(Json(ReviewPage {
+        items: rows,
+        next_cursor,
+    }))
 }
 
+/// An item's reviews.
+///
+/// Anyone may list them, without a token: newest first by default, or by rating (ties newest
+/// first). A cursor is only good for the `sort` it was listed with.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reviews",
+    operation_id = "list_reviews",
+    params(ListQuery),
+    responses((status = 200, description = "A page of the item's reviews.", body = ReviewPage)),
+)]
 #[tracing::instrument(skip(s, query))]
 pub async fn list(
     State(s): State<AppState>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReviewPage>, ApiError> {
     let p = params(query, &["item_id", "sort", "cursor", "limit"])?;
     let item = item_param(&p)?;
     let (sort, cursor, limit) = paging(&p, true)?;
     page(&s, ("item_id", item), sort, cursor.as_ref(), limit).await
 }
 
+/// The caller's reviews, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reviews/mine",
+    operation_id = "list_my_reviews",
+    security(("bearer" = [])),
+    params(MineQuery),
+    responses((status = 200, description = "A page of the caller's reviews.", body = ReviewPage)),
+)]
 #[tracing::instrument(skip(s, query), fields(user = %user.id))]
 pub async fn mine(
     State(s): State<AppState>,
     user: AuthUser,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReviewPage>, ApiError> {
     let p = params(query, &["cursor", "limit"])?;
     let (sort, cursor, limit) = paging(&p, false)?;
     page(&s, ("user_id", user.id), sort, cursor.as_ref(), limit).await
 }
 
+/// An item's rating summary.
+///
+/// Anyone may read it, without a token: the number of reviews, the mean rating (0 without
+/// reviews) and how many give each number of stars. An item without reviews (or unknown)
+/// has an empty summary.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reviews/summary",
+    operation_id = "get_review_summary",
+    params(SummaryQuery),
+    responses((status = 200, description = "The item's ratings.", body = ReviewSummary)),
+)]
 #[tracing::instrument(skip(s, query))]
 pub async fn summary(
     State(s): State<AppState>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReviewSummary>, ApiError> {
     let p = params(query, &["item_id"])?;
     let item = item_param(&p)?;
     let rows = store::histogram(&s.db, item).await?;
-    let mut histogram = serde_json::Map::new();
+    let mut counts = [0i64; 5];
     let (mut count, mut sum) = (0i64, 0i64);
-    for stars in 1..=5i16 {
+    for (stars, slot) in (1..=5i16).zip(&mut counts) {
         let n = rows
             .iter()
             .find(|(r, _)| *r == stars)
             .map_or(0, |(_, n)| *n);
-        histogram.insert(stars.to_string(), json!(n));
+        *slot = n;
         count += n;
         sum += n * i64::from(stars);
     }
-    Ok(Json(json!({
-        "item_id": item,
-        "count": count,
-        "average": average(sum, count),
-        "histogram": histogram,
-    })))
+    let [one, two, three, four, five] = counts;
+    Ok(Json(ReviewSummary {
+        item_id: item,
+        count,
+        average: average(sum, count),
+        histogram: Histogram {
+            one,
+            two,
+            three,
+            four,
+            five,
+        },
+    }))
 }
 
 /// The mean rating, as the item service computes it (0 without reviews).

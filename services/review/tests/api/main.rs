@@ -3,4 +3,5 @@
 #![allow(clippy::unwrap_used, clippy::too_many_lines)] // test code: scenarios read top to bottom
 
 mod helpers;
+mod openapi;
 mod reviews;

@@ -1,6 +1,7 @@
 use kommerce_kit::http::ApiError;
 use kommerce_kit::validate::{Fields, optional_text, text};
 use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
 
 use super::Phone;
 
@@ -36,19 +37,57 @@ fn short(input: &str) -> Result<String, String> {
     text(input, 1, 100)
 }
 
-#[derive(Debug, Deserialize)]
+/// A new shipping address. Text is trimmed first; lengths count characters; no text may hold
+/// control characters.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UserAddressBody)]
 pub struct AddressBody {
+    /// At most 50 characters, e.g. "Home"; blank or `null` is none.
+    #[schema(max_length = 50, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub label: Option<String>,
+    /// 1 to 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub recipient: String,
+    /// An optional leading `+` and 7 to 15 digits; spaces, dashes, dots and parentheses are
+    /// accepted as separators and removed.
+    #[schema(pattern = r"^ *\+?[ .()-]*(?:[0-9][ .()-]*){7,15}$")]
     pub phone: String,
+    /// 1 to 200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub line1: String,
+    /// At most 200 characters; blank or `null` is none.
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub line2: Option<String>,
+    /// 1 to 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub city: String,
+    /// At most 100 characters; blank or `null` is none.
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub region: Option<String>,
+    /// 2 to 12 letters, digits, spaces and dashes; stored upper-cased.
+    #[schema(
+        min_length = 2,
+        max_length = 12,
+        pattern = r"^[A-Za-z0-9-][A-Za-z0-9 -]*[A-Za-z0-9-]$"
+    )]
     pub postal_code: String,
+    /// A two-letter ISO 3166-1 code, stored upper-cased.
+    #[schema(pattern = r"^[A-Za-z]{2}$")]
     pub country: String,
-    /// Make this the default address (the first address always is).
+    /// Make this the default address (the first address always is; false when absent).
     #[serde(default)]
     pub default: bool,
 }
@@ -103,20 +142,59 @@ fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D
     Option::<String>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+/// A change to a shipping address: the fields given change (at least one must be), the same
+/// rules as a new address's fields. An absent field stays as it is; `null` clears `label`,
+/// `line2` and `region`, and leaves any other field as it is.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UserAddressPatchBody)]
 pub struct AddressPatchBody {
+    /// At most 50 characters; blank or `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 50, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub label: Option<Option<String>>,
+    /// 1 to 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub recipient: Option<String>,
+    /// An optional leading `+` and 7 to 15 digits; spaces, dashes, dots and parentheses are
+    /// accepted as separators and removed.
+    #[schema(pattern = r"^ *\+?[ .()-]*(?:[0-9][ .()-]*){7,15}$")]
     pub phone: Option<String>,
+    /// 1 to 200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub line1: Option<String>,
+    /// At most 200 characters; blank or `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub line2: Option<Option<String>>,
+    /// 1 to 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub city: Option<String>,
+    /// At most 100 characters; blank or `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub region: Option<Option<String>>,
+    /// 2 to 12 letters, digits, spaces and dashes; stored upper-cased.
+    #[schema(
+        min_length = 2,
+        max_length = 12,
+        pattern = r"^[A-Za-z0-9-][A-Za-z0-9 -]*[A-Za-z0-9-]$"
+    )]
     pub postal_code: Option<String>,
+    /// A two-letter ISO 3166-1 code, stored upper-cased.
+    #[schema(pattern = r"^[A-Za-z]{2}$")]
     pub country: Option<String>,
 }
 

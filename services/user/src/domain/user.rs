@@ -1,6 +1,7 @@
 use kommerce_kit::http::ApiError;
 use kommerce_kit::validate::{Fields, text};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 /// A syntactically valid e-mail address, lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,12 +103,27 @@ fn person_name(input: &str) -> Result<String, String> {
     text(input, 1, 100)
 }
 
-#[derive(Debug, Deserialize)]
+/// A new customer account. Text is trimmed first; lengths count characters.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupBody {
+    /// An e-mail address (at most 254 bytes, the part before `@` at most 64) that no account
+    /// has yet, whatever its case; stored lower-cased.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// 10 to 128 characters, taken as sent (not trimmed).
+    #[schema(min_length = 10, max_length = 128)]
     pub password: String,
+    /// 1 to 100 characters once trimmed, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
+    /// An optional leading `+` and 7 to 15 digits; spaces, dashes, dots and parentheses are
+    /// accepted as separators and removed.
+    #[schema(pattern = r"^ *\+?[ .()-]*(?:[0-9][ .()-]*){7,15}$")]
     pub phone: String,
 }
 
@@ -142,12 +158,27 @@ impl TryFrom<SignupBody> for NewUser {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A change to the caller's profile: any of `name`, `phone` and `new_password` (at least one);
+/// `new_password` needs `current_password`, and `current_password` needs `new_password`.
+/// An absent or `null` field stays as it is.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileBody {
+    /// 1 to 100 characters once trimmed, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: Option<String>,
+    /// An optional leading `+` and 7 to 15 digits; spaces, dashes, dots and parentheses are
+    /// accepted as separators and removed.
+    #[schema(pattern = r"^ *\+?[ .()-]*(?:[0-9][ .()-]*){7,15}$")]
     pub phone: Option<String>,
+    /// The password now in use: a wrong one is a 422 naming it.
     pub current_password: Option<String>,
+    /// 10 to 128 characters, taken as sent. Ends every other session of the caller.
+    #[schema(min_length = 10, max_length = 128)]
     pub new_password: Option<String>,
 }
 

@@ -2,32 +2,48 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kommerce_kit::auth::AuthUser;
-use kommerce_kit::http::{ApiError, ApiJson, ClientAddr};
+use kommerce_kit::http::{ApiError, ApiJson, ClientAddr, Problem};
+use kommerce_kit::openapi::ToSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Email;
 use crate::{AppState, passwords, store, throttle};
 
-#[derive(Debug, Deserialize)]
+/// An account's credentials.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    /// The account's e-mail address, whatever its case (at most 254 bytes).
+    #[schema(format = Email, max_length = 254)]
     email: String,
     password: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// A refresh token to exchange.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
+    /// The `refresh_token` of the last login or refresh; good for one use.
     refresh_token: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A session's tokens: a short-lived access token for every service and the refresh token
+/// that buys the next one.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AuthTokens)]
 pub struct Tokens {
+    /// A JWT to send as `Authorization: Bearer <access_token>` to every service.
     access_token: String,
+    /// Always `Bearer`.
+    #[schema(value_type = String, pattern = "^Bearer$")]
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: u64,
+    /// Opaque; good for one `POST /api/v1/auth/refresh`.
     refresh_token: String,
+    /// Seconds until the refresh token expires.
     refresh_expires_in: u64,
+    /// The account the tokens are for.
     user: store::User,
 }
 
@@ -48,9 +64,26 @@ fn tokens(
     })
 }
 
-/// `POST /api/v1/auth/login`. A wrong password and an unknown e-mail get the same 401 body
-/// after the same amount of hashing work, and count the same towards the throttle (429 with
-/// `Retry-After` past `[throttle]`'s limits, per account and per client address).
+/// Logs in: starts a session.
+///
+/// Exchanges an e-mail and a password for an access token and a refresh token. A wrong
+/// password and an unknown e-mail get the same 401 after the same amount of hashing work, and
+/// count the same towards the throttle: past `[throttle]`'s limits of failed logins per
+/// account and per client address the login is refused with 429 and `Retry-After` (the rest
+/// of the window) before any password is checked. A successful login clears its account's
+/// failures. Anyone may call it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    operation_id = "log_in",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Logged in: the session's tokens.", body = Tokens),
+        (status = 401, description = "The e-mail and password do not match an account (which of the two is never said).", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins for the account or from the client address; nothing was checked.", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds until the window that refused the login ends."))),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn login(
     State(s): State<AppState>,
@@ -77,8 +110,21 @@ pub async fn login(
     Ok(Json(tokens(&s, user, sid, refresh)?))
 }
 
-/// `POST /api/v1/auth/refresh`: one refresh token buys a new access token and the next refresh
-/// token; a second use of the same refresh token ends the session.
+/// Refreshes a session's tokens.
+///
+/// One refresh token buys a new access token and the next refresh token of the same session.
+/// A refresh token is good for one use: presenting a used one again ends the whole session
+/// (it was stolen or replayed). Anyone holding a refresh token may call it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    operation_id = "refresh_session",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "The session's next tokens.", body = Tokens),
+        (status = 401, description = "The refresh token is unknown, expired or already used (a reuse also ends its session), or its account is gone.", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn refresh(
     State(s): State<AppState>,
@@ -92,8 +138,17 @@ pub async fn refresh(
     Ok(Json(tokens(&s, user, rotated.sid, rotated.refresh_token)?))
 }
 
-/// `POST /api/v1/auth/logout`: ends the caller's session (its refresh tokens) and refuses the
-/// presented access token on every service until it expires.
+/// Logs out: ends the caller's session.
+///
+/// Deletes the session's refresh tokens; every service refuses the presented access token,
+/// and every other access token of the session, from now on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    operation_id = "log_out",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Logged out.")),
+)]
 #[tracing::instrument(skip_all, fields(user = %caller.id))]
 pub async fn logout(State(s): State<AppState>, caller: AuthUser) -> Result<StatusCode, ApiError> {
     s.sessions

@@ -1,38 +1,30 @@
-//! One module per resource; `router()` is the whole API surface of the service.
+//! One module per resource; `router()` is the whole API surface of the service, each route
+//! registered by its handler's OpenAPI annotation.
 
 mod addresses;
 mod auth;
 mod internal;
 mod users;
 
-use axum::Router;
-use axum::routing::{get, post};
+use kommerce_kit::openapi::{OpenApiRouter, at_least_one_property, routes};
 
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/users", post(users::signup))
-        .route("/api/v1/users/me", get(users::me).patch(users::update_me))
-        .route(
-            "/api/v1/users/me/addresses",
-            get(addresses::list).post(addresses::create),
-        )
-        .route(
-            "/api/v1/users/me/addresses/{id}",
-            get(addresses::get)
-                .patch(addresses::update)
-                .delete(addresses::delete),
-        )
-        .route(
-            "/api/v1/users/me/addresses/{id}/default",
-            post(addresses::make_default),
-        )
-        .route("/api/v1/auth/login", post(auth::login))
-        .route("/api/v1/auth/refresh", post(auth::refresh))
-        .route("/api/v1/auth/logout", post(auth::logout))
-        .route(
-            "/internal/v1/users/{id}/addresses/{address_id}",
-            get(internal::address),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    let mut api = OpenApiRouter::new()
+        .routes(routes!(users::signup))
+        .routes(routes!(users::me, users::update_me))
+        .routes(routes!(addresses::list, addresses::create))
+        .routes(routes!(
+            addresses::get,
+            addresses::update,
+            addresses::delete
+        ))
+        .routes(routes!(addresses::make_default))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(internal::address));
+    at_least_one_property(&mut api, &["ProfileBody", "UserAddressPatchBody"]);
+    api
 }

@@ -1,6 +1,8 @@
 //! The user service over HTTP, against real PostgreSQL and Redis: each test spawns the app on
 //! port 0 with its own database and Redis key prefix.
 
+mod openapi;
+
 use futures::future::join_all;
 use kommerce_kit::testing::{RedisNamespace, TestDatabase, auth_settings, fields, problem};
 use kommerce_user::{App, MIGRATIONS, Settings};
