@@ -254,8 +254,19 @@ pub async fn stock(opts: StockBench) -> anyhow::Result<Vec<StrategyResult>> {
     let admin = TokenSigner::new(&auth)?
         .sign(Uuid::new_v4(), Role::Admin, Uuid::new_v4())?
         .0;
+    // The buyers call the reservation route as the order service does, with its credential
+    // (verified on every request, as in production).
+    let credential = kommerce_kit::credential::credential(
+        &kommerce_kit::testing::test_service_key().0,
+        "order",
+        "item",
+        std::time::Duration::from_secs(3600),
+    )?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(kommerce_kit::credential::HEADER, credential.parse()?);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(opts.buyers)
+        .default_headers(headers)
         .build()?;
     let target = Arc::new(Target {
         base,

@@ -139,6 +139,19 @@ fn admin_password() -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// The state directory of `kommerce up` (keys, uploads): `KOMMERCE_STATE_DIR`, else the same
+/// directory as scripts/deps.sh.
+fn state_dir() -> PathBuf {
+    std::env::var_os("KOMMERCE_STATE_DIR").map_or_else(
+        || {
+            std::env::home_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join(".cache/kommerce")
+        },
+        PathBuf::from,
+    )
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -154,15 +167,7 @@ async fn main() -> anyhow::Result<()> {
                 .parent()
                 .map(PathBuf::from)
                 .context("no directory for the binaries")?;
-            // The same state directory as scripts/deps.sh.
-            let state_dir = std::env::var_os("KOMMERCE_STATE_DIR").map_or_else(
-                || {
-                    std::env::home_dir()
-                        .unwrap_or_else(std::env::temp_dir)
-                        .join(".cache/kommerce")
-                },
-                PathBuf::from,
-            );
+            let state_dir = state_dir();
             let admin = match admin_email {
                 Some(email) => Some((email, admin_password()?)),
                 None => None,
@@ -214,8 +219,16 @@ async fn main() -> anyhow::Result<()> {
                     pay_url,
                 },
         } => {
-            let steps =
-                kommerce::saga::trace(id, &[("order", order_url), ("pay", pay_url)]).await?;
+            // The command's own credential: `KOMMERCE_SERVICE_KEY`, else `kommerce up`'s.
+            let key = match std::env::var("KOMMERCE_SERVICE_KEY") {
+                Ok(key) => key,
+                Err(_) => kommerce::supervisor::service_keys(&state_dir())?
+                    .remove(kommerce_kit::credential::COMMAND)
+                    .map(|(private, _)| private)
+                    .context("no key for the kommerce command")?,
+            };
+            let services = [("order", order_url), ("pay", pay_url)];
+            let steps = kommerce::saga::trace(id, &services, &key).await?;
             print!("{}", kommerce::saga::render(&steps));
             Ok(())
         }

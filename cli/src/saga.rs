@@ -3,12 +3,21 @@
 
 use std::fmt::Write as _;
 
+use std::time::Duration;
+
 use anyhow::{Context, bail};
+use kommerce_kit::credential::{COMMAND, HEADER, credential};
 use kommerce_kit::saga::Step;
 use uuid::Uuid;
 
-/// The services that keep a saga timeline, by name and internal base URL.
-pub async fn trace(id: Uuid, services: &[(&str, String)]) -> anyhow::Result<Vec<Step>> {
+/// The services that keep a saga timeline, by name and internal base URL, asked with the
+/// command's credential key (`service_key`, the `kommerce` key of `kommerce up`'s
+/// `service-keys`).
+pub async fn trace(
+    id: Uuid,
+    services: &[(&str, String)],
+    service_key: &str,
+) -> anyhow::Result<Vec<Step>> {
     let http = reqwest::Client::new();
     let mut steps = Vec::new();
     let mut saga = id;
@@ -16,8 +25,11 @@ pub async fn trace(id: Uuid, services: &[(&str, String)]) -> anyhow::Result<Vec<
     // payment id); the others are asked by that key.
     for (name, base) in services {
         let url = format!("{base}/internal/v1/saga/{saga}");
+        let credential = credential(service_key, COMMAND, name, Duration::from_secs(60))
+            .context("the service key is not a usable key")?;
         let found: Vec<Step> = http
             .get(&url)
+            .header(HEADER, credential)
             .send()
             .await
             .with_context(|| format!("the {name} service does not answer at {base}"))?

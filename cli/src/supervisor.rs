@@ -1,6 +1,7 @@
 //! `kommerce up`: databases and migrations, every service as a child process with its log
 //! lines tagged, the local router in front, and Ctrl-C stopping everything.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -114,6 +115,47 @@ fn dev_keys(state_dir: &Path) -> anyhow::Result<(String, String)> {
     Ok((signing, public))
 }
 
+/// Every service's own credential key pair `(private, public)`, and the command's
+/// ([`kommerce_kit::credential::COMMAND`]), by name: generated once into
+/// `state_dir/service-keys` (mode 0600), one `name private public` line each.
+pub fn service_keys(state_dir: &Path) -> anyhow::Result<BTreeMap<String, (String, String)>> {
+    let path = state_dir.join("service-keys");
+    let mut keys: BTreeMap<String, (String, String)> = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let (name, private, public) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((name.to_owned(), (private.to_owned(), public.to_owned())))
+        })
+        .collect();
+    let names = SERVICES
+        .iter()
+        .map(|s| s.name)
+        .chain([kommerce_kit::credential::COMMAND]);
+    let mut added = false;
+    for name in names {
+        if !keys.contains_key(name) {
+            keys.insert(name.to_owned(), kommerce_kit::auth::generate_key_pair()?);
+            added = true;
+        }
+    }
+    if added {
+        std::fs::create_dir_all(state_dir)?;
+        let text: String = keys
+            .iter()
+            .map(|(name, (private, public))| [name.as_str(), private, public].join(" ") + "\n")
+            .collect();
+        std::fs::write(&path, text)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(keys)
+}
+
 struct Running {
     spec: ServiceSpec,
     port: u16,
@@ -127,6 +169,7 @@ fn spawn(
     ports: &[(&'static str, u16)],
     opts: &UpOptions,
     keys: &(String, String),
+    service_keys: &BTreeMap<String, (String, String)>,
 ) -> anyhow::Result<Running> {
     let binary = opts.bin_dir.join(spec.binary);
     if !binary.exists() {
@@ -168,6 +211,16 @@ fn spawn(
     }
     if spec.signs_tokens {
         cmd.env("KOMMERCE_AUTH__SIGNING_KEY", &keys.0);
+    }
+    // Its own credential key, and every caller's public key (each route names its callers).
+    if let Some((private, _)) = service_keys.get(spec.name) {
+        cmd.env("KOMMERCE_AUTH__SERVICE_KEY", private);
+    }
+    for (name, (_, public)) in service_keys {
+        cmd.env(
+            format!("KOMMERCE_AUTH__SERVICE_KEYS__{}", name.to_ascii_uppercase()),
+            public,
+        );
     }
     for peer in spec.calls {
         if let Some((_, port)) = ports.iter().find(|(name, _)| name == peer) {
@@ -244,6 +297,7 @@ fn terminate(running: &[Running]) {
 pub struct Platform {
     opts: UpOptions,
     keys: (String, String),
+    service_keys: BTreeMap<String, (String, String)>,
     ports: Vec<(&'static str, u16)>,
     running: Vec<Running>,
     router: SocketAddr,
@@ -266,6 +320,7 @@ impl Platform {
     pub async fn start(opts: &UpOptions) -> anyhow::Result<Self> {
         migrate_named(&opts.database_url, |s| opts.database_name(s)).await?;
         let keys = dev_keys(&opts.state_dir)?;
+        let service_keys = service_keys(&opts.state_dir)?;
         let bind = |port: u16| {
             std::net::TcpListener::bind((opts.host.as_str(), port))
                 .with_context(|| format!("cannot listen on {}:{port}", opts.host))
@@ -287,7 +342,7 @@ impl Platform {
             .collect::<std::io::Result<Vec<_>>>()?;
         let mut running = Vec::new();
         for (spec, listener) in SERVICES.iter().zip(listeners) {
-            match spawn(*spec, listener, &ports, opts, &keys) {
+            match spawn(*spec, listener, &ports, opts, &keys, &service_keys) {
                 Ok(r) => running.push(r),
                 Err(e) => {
                     terminate(&running);
@@ -329,6 +384,7 @@ impl Platform {
         Ok(Self {
             opts: opts.clone(),
             keys,
+            service_keys,
             ports,
             running,
             router,
@@ -382,7 +438,14 @@ impl Platform {
         }
         let listener = std::net::TcpListener::bind((self.opts.host.as_str(), r.port))
             .with_context(|| format!("cannot listen on {}:{}", self.opts.host, r.port))?;
-        *r = spawn(r.spec, listener, &self.ports, &self.opts, &self.keys)?;
+        *r = spawn(
+            r.spec,
+            listener,
+            &self.ports,
+            &self.opts,
+            &self.keys,
+            &self.service_keys,
+        )?;
         wait_ready(r, Duration::from_secs(60))
             .await
             .with_context(|| format!("{name} did not become ready"))?;

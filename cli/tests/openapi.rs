@@ -160,3 +160,36 @@ fn the_public_document_has_every_public_route_and_no_internal_one() {
     assert_eq!(tags, services);
     assert_eq!(public["openapi"], "3.1.0");
 }
+
+#[test]
+fn every_internal_route_names_its_callers_and_no_public_one_takes_a_service_credential() {
+    let services: BTreeSet<&str> = kommerce::openapi::documents()
+        .iter()
+        .map(|(s, _)| *s)
+        .chain([kommerce_kit::credential::COMMAND])
+        .collect();
+    for (service, method, path, op) in operations() {
+        let here = format!("{service} {method} {path}");
+        let callers: Vec<&str> = op["security"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r[kommerce_kit::credential::SCHEME].as_array())
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if path.starts_with("/internal/") {
+            assert!(!callers.is_empty(), "{here} names no caller");
+            for c in &callers {
+                assert!(services.contains(c), "{here}: {c} is no service");
+                assert_ne!(*c, service, "{here}: a service does not call itself");
+            }
+            assert!(
+                op["responses"]["403"].is_object(),
+                "{here} documents its 403"
+            );
+        } else {
+            assert!(callers.is_empty(), "{here} is public");
+        }
+    }
+}

@@ -22,7 +22,14 @@ struct ItemInstance(String);
 
 impl ItemInstance {
     async fn applied(&self) -> (Strategy, String) {
-        let body: serde_json::Value = reqwest::get(format!("{}/internal/v1/stock/policy", self.0))
+        // Asked as the `kommerce` tools ask it, with their service credential.
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/internal/v1/stock/policy", self.0))
+            .header(
+                kommerce_kit::credential::HEADER,
+                kommerce_kit::testing::service_credential("kommerce", "item"),
+            )
+            .send()
             .await
             .unwrap()
             .json()

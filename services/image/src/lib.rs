@@ -60,7 +60,8 @@ const ABOUT: &str = "Image uploads, sniffed, decoded within limits and re-encode
 
 /// The HTTP API, serving its OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT).with_state(state)
+    let verifier = state.verifier.clone();
+    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT, verifier).with_state(state)
 }
 
 /// The service's OpenAPI document (what `/openapi.json` serves).
@@ -85,7 +86,9 @@ impl App {
             db,
             redis,
             verifier,
+            signer: _, // calls no other service
         } = Foundation::connect(
+            SERVICE,
             &settings.database,
             &settings.redis,
             &settings.auth,

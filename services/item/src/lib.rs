@@ -60,7 +60,8 @@ const ABOUT: &str = "The catalogue (a category tree and searchable items with ca
 
 /// The HTTP API, serving its OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT).with_state(state)
+    let verifier = state.verifier.clone();
+    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT, verifier).with_state(state)
 }
 
 /// The service's OpenAPI document (what `/openapi.json` serves).
@@ -84,7 +85,9 @@ impl App {
             db,
             redis,
             verifier,
+            signer,
         } = Foundation::connect(
+            SERVICE,
             &settings.database,
             &settings.redis,
             &settings.auth,
@@ -136,11 +139,14 @@ impl App {
             redis: redis.clone(),
             stock,
             verifier,
-            images: ImageClient(kommerce_kit::peer::Peer::new(
-                "image",
-                &settings.peers.image,
-                Duration::from_millis(settings.peers.timeout_ms),
-            )),
+            images: ImageClient(
+                kommerce_kit::peer::Peer::new(
+                    "image",
+                    &settings.peers.image,
+                    Duration::from_millis(settings.peers.timeout_ms),
+                )
+                .signed(&signer),
+            ),
             live,
             instance_id,
         };

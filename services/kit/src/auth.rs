@@ -71,6 +71,10 @@ pub enum KeyError {
     SigningKey,
     #[error("cannot generate a key pair")]
     Generate,
+    #[error("auth.service_key is not a base64url PKCS#8 Ed25519 private key")]
+    ServiceKey,
+    #[error("auth.service_keys.{0} is not a base64url Ed25519 public key")]
+    ServicePublicKey(String),
 }
 
 /// A fresh Ed25519 key pair as `(signing_key, public_key)`, both base64url, in the form
@@ -155,6 +159,8 @@ pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
     redis: Redis,
+    /// The public keys of the services that may call this one's internal API.
+    services: crate::credential::Keyring,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -179,11 +185,17 @@ impl TokenVerifier {
             key: DecodingKey::from_ed_der(&raw),
             validation,
             redis,
+            services: crate::credential::Keyring::new(settings)?,
         })
     }
 
     pub fn redis(&self) -> &Redis {
         &self.redis
+    }
+
+    /// The keys service credentials are verified with.
+    pub fn services(&self) -> &crate::credential::Keyring {
+        &self.services
     }
 
     /// The claims of a valid, unrevoked token. A revocation check that cannot reach Redis

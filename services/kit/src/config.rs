@@ -155,6 +155,15 @@ pub struct AuthSettings {
     pub issuer: String,
     pub access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
+    /// This service's own Ed25519 private key (PKCS#8 DER, base64url) for calling other
+    /// services' internal APIs (`kommerce_kit::credential`); a Secret in a cluster.
+    pub service_key: Secret,
+    /// The public key (raw, base64url) of every service allowed to call this one's internal
+    /// API, by service name (`kommerce` for the command-line tools); during a rotation, the
+    /// old and the new key, comma-separated.
+    pub service_keys: std::collections::BTreeMap<String, String>,
+    /// How long a service credential lives.
+    pub service_ttl_secs: u64,
 }
 
 impl Default for AuthSettings {
@@ -165,6 +174,9 @@ impl Default for AuthSettings {
             issuer: "kommerce".into(),
             access_ttl_secs: 15 * 60,
             refresh_ttl_secs: 14 * 24 * 3600,
+            service_key: Secret::default(),
+            service_keys: std::collections::BTreeMap::new(),
+            service_ttl_secs: 60,
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod credential;
 pub mod db;
 pub mod digest;
 pub mod http;

@@ -22,6 +22,9 @@ pub use utoipa_axum::routes;
 /// The security scheme of a shopper's or an admin's access token (`Authorization: Bearer`).
 pub const BEARER: &str = "bearer";
 
+/// The security scheme of a service credential; its scopes name the services allowed to call.
+pub const SERVICE: &str = crate::credential::SCHEME;
+
 /// The path every service serves its own document at.
 pub const DOCUMENT_PATH: &str = "/openapi.json";
 
@@ -177,6 +180,16 @@ fn kit_errors(op: &Operation, path: &str) -> Vec<(&'static str, &'static str)> {
     if secured {
         out.push(("401", "No, an invalid, an expired or a revoked credential."));
     }
+    let json = serde_json::to_value(&op.security).unwrap_or_default();
+    let service_only = json
+        .as_array()
+        .is_some_and(|reqs| reqs.iter().any(|r| r.get(SERVICE).is_some()));
+    if service_only {
+        out.push((
+            "403",
+            "The calling service is not one of this route's callers.",
+        ));
+    }
     if path.contains('{') {
         out.push((
             "404",
@@ -249,6 +262,16 @@ pub fn document(service: &str, description: &str, mut doc: OpenApi) -> OpenApi {
                 .build(),
         ),
     );
+    components.security_schemes.insert(
+        SERVICE.into(),
+        SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+            utoipa::openapi::security::ApiKeyValue::with_description(
+                crate::credential::HEADER,
+                "A short-lived credential naming the calling service, signed with its key \
+                 (internal routes only; the scopes name the services allowed to call).",
+            ),
+        )),
+    );
     let mut tag = Tag::new(service);
     tag.description = Some(description.to_owned());
     doc.tags = Some(vec![tag]);
@@ -292,14 +315,32 @@ pub fn public(docs: &[OpenApi]) -> OpenApi {
     out
 }
 
-/// A service's router from its [`OpenApiRouter`], serving its finished document at
-/// [`DOCUMENT_PATH`].
-pub fn serve<S>(api: OpenApiRouter<S>, service: &str, description: &str) -> axum::Router<S>
+/// A service's router from its [`OpenApiRouter`]: its internal routes guarded by the callers
+/// each states (`kommerce_kit::credential`, checked with `verifier`'s keys), and its finished
+/// document served at [`DOCUMENT_PATH`].
+pub fn serve<S>(
+    api: OpenApiRouter<S>,
+    service: &str,
+    description: &str,
+    verifier: std::sync::Arc<crate::auth::TokenVerifier>,
+) -> axum::Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     let (router, doc) = api.split_for_parts();
-    let body = to_json(&document(service, description, doc));
+    let doc = document(service, description, doc);
+    let policy = std::sync::Arc::new(crate::credential::Policy::from_document(&doc));
+    let audience: std::sync::Arc<str> = service.into();
+    let router = router.route_layer(axum::middleware::from_fn(move |req, next| {
+        crate::credential::guard(
+            policy.clone(),
+            verifier.clone(),
+            audience.clone(),
+            req,
+            next,
+        )
+    }));
+    let body = to_json(&doc);
     router.route(
         DOCUMENT_PATH,
         axum::routing::get(move || {

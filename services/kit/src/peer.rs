@@ -71,6 +71,8 @@ pub struct Peer {
     name: &'static str,
     base: String,
     http: reqwest::Client,
+    /// Signs this service's credential for the peer's internal API (ADR 0014).
+    signer: Option<std::sync::Arc<crate::credential::ServiceSigner>>,
 }
 
 impl Peer {
@@ -84,7 +86,15 @@ impl Peer {
             name,
             base: base_url.trim_end_matches('/').to_owned(),
             http,
+            signer: None,
         }
+    }
+
+    /// This peer, called with `signer`'s credential on every request.
+    #[must_use]
+    pub fn signed(mut self, signer: &std::sync::Arc<crate::credential::ServiceSigner>) -> Self {
+        self.signer = Some(signer.clone());
+        self
     }
 
     pub fn name(&self) -> &'static str {
@@ -135,6 +145,9 @@ impl Peer {
             reason,
         };
         let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = self.signer.as_ref().and_then(|s| s.token_for(self.name)) {
+            request = request.header(crate::credential::HEADER, token);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -158,6 +171,14 @@ impl Peer {
                 reason: e.to_string(),
             })?
         };
+        if crate::credential::refused(status.as_u16(), &body) {
+            // A deployment fault (a missing or rotated key, a route's callers), not an
+            // answer: nothing happened, and retrying once it is mended is safe.
+            tracing::error!(peer = self.name, %status, "the peer refused this service's credential");
+            return Err(unavailable(format!(
+                "refused this service's credential ({status})"
+            )));
+        }
         Ok(Reply {
             status: StatusCode::from_u16(status.as_u16())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -67,8 +67,9 @@ pub async fn steps(db: &PgPool, id: Uuid) -> Result<Vec<Step>, sqlx::Error> {
     .await
 }
 
-/// `GET /internal/v1/saga/{id}`, documented.
-pub fn router<S>() -> OpenApiRouter<S>
+/// `GET /internal/v1/saga/{id}`, documented, for `callers` (the services, or the
+/// `kommerce` command, that may ask this service for its steps).
+pub fn router<S>(callers: &[&str]) -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     PgPool: FromRef<S>,
@@ -76,8 +77,16 @@ where
     #[derive(utoipa::OpenApi)]
     #[openapi(paths(timeline))]
     struct Timeline;
-    OpenApiRouter::with_openapi(<Timeline as utoipa::OpenApi>::openapi())
-        .route("/internal/v1/saga/{id}", get(timeline::<S>))
+    let mut doc = <Timeline as utoipa::OpenApi>::openapi();
+    for item in doc.paths.paths.values_mut() {
+        if let Some(op) = item.get.as_mut() {
+            op.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+                crate::credential::SCHEME,
+                callers.to_vec(),
+            )]);
+        }
+    }
+    OpenApiRouter::with_openapi(doc).route("/internal/v1/saga/{id}", get(timeline::<S>))
 }
 
 /// The saga's steps as this service recorded them, oldest first (empty when it took no part).

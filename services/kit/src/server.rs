@@ -31,17 +31,21 @@ pub enum StartError {
     Setup(String),
 }
 
-/// What every service connects to first: its database (migrated when configured), Redis, and
-/// the access-token verifier that reads Redis's deny-list.
+/// What every service connects to first: its database (migrated when configured), Redis, the
+/// verifier of access tokens (reading Redis's deny-list) and service credentials, and the
+/// signer of its own credentials for its peers.
 #[derive(Debug)]
 pub struct Foundation {
     pub db: sqlx::PgPool,
     pub redis: crate::cache::Redis,
     pub verifier: std::sync::Arc<crate::auth::TokenVerifier>,
+    pub signer: std::sync::Arc<crate::credential::ServiceSigner>,
 }
 
 impl Foundation {
+    /// `service`'s foundation: `service` is the name its credentials carry.
     pub async fn connect(
+        service: &str,
         database: &crate::DatabaseSettings,
         redis: &crate::RedisSettings,
         auth: &crate::AuthSettings,
@@ -52,10 +56,12 @@ impl Foundation {
             .await
             .map_err(StartError::Redis)?;
         let verifier = std::sync::Arc::new(crate::auth::TokenVerifier::new(auth, redis.clone())?);
+        let signer = std::sync::Arc::new(crate::credential::ServiceSigner::new(service, auth)?);
         Ok(Self {
             db,
             redis,
             verifier,
+            signer,
         })
     }
 }

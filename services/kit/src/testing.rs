@@ -177,11 +177,53 @@ pub async fn emitted(
 
 pub fn auth_settings() -> AuthSettings {
     let (signing_key, public_key) = crate::auth::generate_key_pair().expect("key pair");
+    let (service_key, service_public) = test_service_key();
     AuthSettings {
         public_key,
         signing_key: Secret::new(signing_key),
+        service_key: Secret::new(service_key),
+        service_keys: crate::topology::COMPONENTS
+            .iter()
+            .map(|c| c.name)
+            .chain([crate::credential::COMMAND])
+            .map(|name| (name.to_owned(), service_public.clone()))
+            .collect(),
         ..AuthSettings::default()
     }
+}
+
+/// The service key pair of every service in tests: one key for all names, so any in-process
+/// service can call any other; which *name* a credential claims is still checked against each
+/// route's callers. `(private, public)`.
+pub fn test_service_key() -> (String, String) {
+    static KEY: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| crate::auth::generate_key_pair().expect("key pair"))
+        .clone()
+}
+
+/// The credential a test sends with `method path` to `audience`, whose routes' callers are
+/// `policy` (`Policy::from_document(&kommerce_x::openapi())`): from the first caller the route
+/// names, as that caller would send it; `None` for a route that needs none.
+pub fn internal_credential(
+    policy: &crate::credential::Policy,
+    audience: &str,
+    method: &reqwest::Method,
+    path: &str,
+) -> Option<String> {
+    let method: axum::http::Method = method.as_str().parse().ok()?;
+    let caller = policy.callers_of_path(&method, path)?.first()?;
+    Some(service_credential(caller, audience))
+}
+
+/// A service credential `caller` → `audience`, as [`auth_settings`] services accept.
+pub fn service_credential(caller: &str, audience: &str) -> String {
+    crate::credential::credential(
+        &test_service_key().0,
+        caller,
+        audience,
+        std::time::Duration::from_secs(60),
+    )
+    .expect("a credential")
 }
 
 /// Kafka settings for one test: the local broker, a namespace of its own (so tests sharing the

@@ -57,7 +57,8 @@ const ABOUT: &str = "Carts checked against the item service, the orders the chec
 
 /// The HTTP API, serving its OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT).with_state(state)
+    let verifier = state.verifier.clone();
+    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT, verifier).with_state(state)
 }
 
 /// The service's OpenAPI document (what `/openapi.json` serves).
@@ -80,7 +81,9 @@ impl App {
             db,
             redis,
             verifier,
+            signer,
         } = Foundation::connect(
+            SERVICE,
             &settings.database,
             &settings.redis,
             &settings.auth,
@@ -91,8 +94,8 @@ impl App {
         let (payments, orders) = (kafka.topic(PAYMENTS_TOPIC), kafka.topic(ORDERS_TOPIC));
         provision_topics(kafka, &[&payments, &orders]).await?;
         let timeout = Duration::from_millis(settings.peers.timeout_ms);
-        let item = ItemClient(Peer::new("item", &settings.peers.item, timeout));
-        let pay = PayClient(Peer::new("pay", &settings.peers.pay, timeout));
+        let item = ItemClient(Peer::new("item", &settings.peers.item, timeout).signed(&signer));
+        let pay = PayClient(Peer::new("pay", &settings.peers.pay, timeout).signed(&signer));
         let mut workers = Workers::new();
         // The config file is watched: live keys apply at once, the others at the next restart.
         let _live = Live::start(&mut workers, settings.clone(), live_keys("order"));

@@ -61,7 +61,8 @@ const ABOUT: &str = "Wallets with a ledger, payments validated against the cart,
 
 /// The HTTP API, serving its OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT).with_state(state)
+    let verifier = state.verifier.clone();
+    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT, verifier).with_state(state)
 }
 
 /// The service's OpenAPI document (what `/openapi.json` serves).
@@ -84,7 +85,9 @@ impl App {
             db,
             redis,
             verifier,
+            signer,
         } = Foundation::connect(
+            SERVICE,
             &settings.database,
             &settings.redis,
             &settings.auth,
@@ -95,9 +98,9 @@ impl App {
         let (payments, orders) = (kafka.topic(PAYMENTS_TOPIC), kafka.topic(ORDERS_TOPIC));
         provision_topics(kafka, &[&payments, &orders]).await?;
         let timeout = Duration::from_millis(settings.peers.timeout_ms);
-        let user = UserClient(Peer::new("user", &settings.peers.user, timeout));
-        let item = ItemClient(Peer::new("item", &settings.peers.item, timeout));
-        let order = OrderClient(Peer::new("order", &settings.peers.order, timeout));
+        let user = UserClient(Peer::new("user", &settings.peers.user, timeout).signed(&signer));
+        let item = ItemClient(Peer::new("item", &settings.peers.item, timeout).signed(&signer));
+        let order = OrderClient(Peer::new("order", &settings.peers.order, timeout).signed(&signer));
         let mut workers = Workers::new();
         // The config file is watched: live keys apply at once, the others at the next restart.
         let live = Live::start(&mut workers, settings.clone(), live_keys("pay"));

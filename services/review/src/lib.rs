@@ -58,7 +58,8 @@ const ABOUT: &str = "Verified-purchase reviews of items, one per customer and it
 
 /// The HTTP API, serving its OpenAPI document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT).with_state(state)
+    let verifier = state.verifier.clone();
+    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT, verifier).with_state(state)
 }
 
 /// The service's OpenAPI document (what `/openapi.json` serves).
@@ -76,7 +77,9 @@ impl App {
             db,
             redis,
             verifier,
+            signer,
         } = Foundation::connect(
+            SERVICE,
             &settings.database,
             &settings.redis,
             &settings.auth,
@@ -96,8 +99,8 @@ impl App {
         let state = AppState {
             db: db.clone(),
             verifier,
-            orders: OrderClient(Peer::new("order", &peers.order, timeout)),
-            images: ImageClient(Peer::new("image", &peers.image, timeout)),
+            orders: OrderClient(Peer::new("order", &peers.order, timeout).signed(&signer)),
+            images: ImageClient(Peer::new("image", &peers.image, timeout).signed(&signer)),
             topic,
         };
         Service::bind(

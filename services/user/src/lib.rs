@@ -58,7 +58,8 @@ const ABOUT: &str = "Accounts: signup, login with rotating refresh tokens, logou
 /// The API routes (without the kit's health, metrics and layers), serving the OpenAPI
 /// document at `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT).with_state(state)
+    let verifier = state.verifier.clone();
+    kommerce_kit::openapi::serve(routes::router(), SERVICE, ABOUT, verifier).with_state(state)
 }
 
 /// The service's OpenAPI document (what `/openapi.json` serves).
@@ -76,7 +77,9 @@ impl App {
             db,
             redis,
             verifier,
+            signer: _, // calls no other service
         } = Foundation::connect(
+            SERVICE,
             &settings.database,
             &settings.redis,
             &settings.auth,

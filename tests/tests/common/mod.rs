@@ -455,6 +455,11 @@ impl Shop {
         let body: Value = self
             .http
             .get(format!("{}/internal/v1/items?ids={item}", self.item.base))
+            // Asked as the order service asks it.
+            .header(
+                kommerce_kit::credential::HEADER,
+                kommerce_kit::testing::service_credential("order", "item"),
+            )
             .send()
             .await
             .unwrap()

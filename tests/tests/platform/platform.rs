@@ -35,8 +35,8 @@ const PRICE: i64 = 1_000;
 
 /// The platform of one test: its own databases, Kafka namespace and Redis prefix.
 pub(crate) struct Live {
-    platform: Option<Platform>,
-    opts: UpOptions,
+    pub(crate) platform: Option<Platform>,
+    pub(crate) opts: UpOptions,
     http: Client,
     base: String,
     signer: TokenSigner,

@@ -54,6 +54,7 @@ pub struct OwnerQuery {
     post,
     path = "/internal/v1/images/{id}/attach",
     operation_id = "internal_attach_image",
+    security(("service" = ["item", "review"])),
     params(("id" = Uuid, Path, description = "The image.")),
     request_body = AttachRequest,
     responses(
@@ -103,6 +104,7 @@ pub async fn attach(
     post,
     path = "/internal/v1/images/{id}/detach",
     operation_id = "internal_detach_image",
+    security(("service" = ["item", "review"])),
     params(("id" = Uuid, Path, description = "The image.")),
     request_body = DetachRequest,
     responses((status = 204, description = "Not attached to that owner (any more).")),
@@ -127,6 +129,7 @@ pub async fn detach(
     delete,
     path = "/internal/v1/images/{id}",
     operation_id = "internal_delete_image",
+    security(("service" = ["item", "review"])),
     params(("id" = Uuid, Path, description = "The image.")),
     responses((status = 204, description = "Gone.")),
 )]
@@ -149,6 +152,7 @@ pub async fn delete(
     delete,
     path = "/internal/v1/images",
     operation_id = "internal_delete_owner_images",
+    security(("service" = ["item", "review"])),
     params(OwnerQuery),
     responses((status = 200, description = "How many were deleted now.", body = Deleted)),
 )]

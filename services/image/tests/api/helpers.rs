@@ -22,6 +22,12 @@ pub struct User {
     pub token: String,
 }
 
+/// Who calls the service's internal routes, from its document: tests call them as those do.
+static CALLERS: std::sync::LazyLock<kommerce_kit::credential::Policy> =
+    std::sync::LazyLock::new(|| {
+        kommerce_kit::credential::Policy::from_document(&kommerce_image::openapi())
+    });
+
 pub struct TestApp {
     pub base: String,
     pub http: Client,
@@ -113,6 +119,18 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// A request to an internal route, with the credential of the first service its document
+    /// names as a caller (item).
+    pub fn internal(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let credential =
+            kommerce_kit::testing::internal_credential(&CALLERS, "image", &method, path);
+        let r = self.http.request(method, self.url(path));
+        match credential {
+            Some(c) => r.header(kommerce_kit::credential::HEADER, c),
+            None => r,
+        }
     }
 
     fn form(bytes: Vec<u8>, file_name: &str, mime: &str) -> Form {

@@ -49,6 +49,7 @@ pub struct StockPolicy {
     get,
     path = "/internal/v1/items",
     operation_id = "internal_list_items",
+    security(("service" = ["order", "pay"])),
     params(ItemIds),
     responses((status = 200, description = "The items found, by id.", body = ItemViews)),
 )]
@@ -93,6 +94,7 @@ pub async fn items(
     post,
     path = "/internal/v1/stock/reservations",
     operation_id = "internal_create_stock_reservation",
+    security(("service" = ["order"])),
     request_body = ReservationRequest,
     responses(
         (status = 201, description = "Reserved (or a repeat of a reserved id).", body = Reserved),
@@ -124,6 +126,7 @@ pub async fn reserve(
     delete,
     path = "/internal/v1/stock/reservations/{id}",
     operation_id = "internal_delete_stock_reservation",
+    security(("service" = ["order"])),
     params(("id" = Uuid, Path, description = "The reservation.")),
     responses((status = 204, description = "Released, or nothing left to release.")),
 )]
@@ -143,6 +146,7 @@ pub async fn release(
     get,
     path = "/internal/v1/stock/policy",
     operation_id = "internal_get_stock_policy",
+    security(("service" = ["kommerce"])),
     responses((status = 200, description = "The policy in force.", body = StockPolicy)),
 )]
 pub async fn policy(State(s): State<AppState>) -> Json<StockPolicy> {

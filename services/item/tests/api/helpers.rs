@@ -20,6 +20,12 @@ use uuid::Uuid;
 
 pub const INSTANCE: &str = "item-test-1";
 
+/// Who calls the service's internal routes, from its document: tests call them as those do.
+static CALLERS: std::sync::LazyLock<kommerce_kit::credential::Policy> =
+    std::sync::LazyLock::new(|| {
+        kommerce_kit::credential::Policy::from_document(&kommerce_item::openapi())
+    });
+
 pub struct TestApp {
     pub base: String,
     pub http: Client,
@@ -109,7 +115,11 @@ impl TestApp {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Response {
-        let mut r = self.http.request(method, self.url(path));
+        let mut r = self.http.request(method.clone(), self.url(path));
+        if let Some(c) = kommerce_kit::testing::internal_credential(&CALLERS, "item", &method, path)
+        {
+            r = r.header(kommerce_kit::credential::HEADER, c);
+        }
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }

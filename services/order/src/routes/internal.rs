@@ -18,6 +18,7 @@ use crate::store;
     get,
     path = "/internal/v1/carts/{user_id}",
     operation_id = "internal_get_cart",
+    security(("service" = ["pay"])),
     params(("user_id" = Uuid, Path, description = "The user.")),
     responses(
         (status = 200, description = "The user's cart lines.", body = CartView),
@@ -62,6 +63,7 @@ pub struct PurchaseQuery {
     get,
     path = "/internal/v1/purchases",
     operation_id = "internal_get_purchase",
+    security(("service" = ["review"])),
     params(PurchaseQuery),
     responses((status = 200, description = "Whether the user bought the item.", body = Purchased)),
 )]

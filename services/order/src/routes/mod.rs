@@ -26,7 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::timeline))
         .routes(routes!(internal::cart))
         .routes(routes!(internal::purchases))
-        .merge(kommerce_kit::saga::router())
+        // `kommerce saga trace` asks for the steps.
+        .merge(kommerce_kit::saga::router(&["kommerce"]))
 }
 
 /// The item service's view of `ids` (absent ids are simply missing from the map).

@@ -215,6 +215,12 @@ impl PayStub {
     }
 }
 
+/// Who calls the service's internal routes, from its document: tests call them as those do.
+static CALLERS: std::sync::LazyLock<kommerce_kit::credential::Policy> =
+    std::sync::LazyLock::new(|| {
+        kommerce_kit::credential::Policy::from_document(&kommerce_order::openapi())
+    });
+
 pub struct TestApp {
     pub base: String,
     pub http: Client,
@@ -305,7 +311,14 @@ impl TestApp {
         user: Option<&User>,
         body: Option<&Value>,
     ) -> reqwest::Response {
-        let mut r = self.http.request(method, format!("{}{path}", self.base));
+        let mut r = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(c) =
+            kommerce_kit::testing::internal_credential(&CALLERS, "order", &method, path)
+        {
+            r = r.header(kommerce_kit::credential::HEADER, c);
+        }
         if let Some(u) = user {
             r = r.bearer_auth(&u.token);
         }

@@ -14,5 +14,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(wallet::top_up))
         .routes(routes!(payments::list, payments::create))
         .routes(routes!(payments::get))
-        .merge(kommerce_kit::saga::router())
+        // The order service asks pay for its steps (an order's timeline); `kommerce saga trace`
+        // asks both.
+        .merge(kommerce_kit::saga::router(&["order", "kommerce"]))
 }

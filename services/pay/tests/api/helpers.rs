@@ -185,6 +185,12 @@ impl Peers {
     }
 }
 
+/// Who calls the service's internal routes, from its document: tests call them as those do.
+static CALLERS: std::sync::LazyLock<kommerce_kit::credential::Policy> =
+    std::sync::LazyLock::new(|| {
+        kommerce_kit::credential::Policy::from_document(&kommerce_pay::openapi())
+    });
+
 pub struct TestApp {
     pub base: String,
     pub http: Client,
@@ -346,6 +352,11 @@ impl TestApp {
 
     pub async fn get(&self, path: &str, s: Option<&Shopper>) -> reqwest::Response {
         let mut r = self.http.get(self.url(path));
+        if let Some(c) =
+            kommerce_kit::testing::internal_credential(&CALLERS, "pay", &reqwest::Method::GET, path)
+        {
+            r = r.header(kommerce_kit::credential::HEADER, c);
+        }
         if let Some(s) = s {
             r = r.bearer_auth(&s.token);
         }

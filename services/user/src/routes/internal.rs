@@ -15,6 +15,7 @@ use crate::store::{self, Address};
     get,
     path = "/internal/v1/users/{id}/addresses/{address_id}",
     operation_id = "internal_get_address",
+    security(("service" = ["pay"])),
     params(
         ("id" = Uuid, Path, description = "The user."),
         ("address_id" = Uuid, Path, description = "One of the user's addresses."),
