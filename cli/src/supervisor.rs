@@ -95,24 +95,27 @@ async fn migrate_named(
     Ok(())
 }
 
-/// The development key pair, generated once and kept in `state_dir` so that tokens stay
-/// valid across restarts of `kommerce up`.
-fn dev_keys(state_dir: &Path) -> anyhow::Result<(String, String)> {
-    let path = state_dir.join("dev-auth-keys");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        if let Some((signing, public)) = text.trim().split_once('\n') {
-            return Ok((signing.to_owned(), public.to_owned()));
+/// The user service's access-token key file (ADR 0015), with one generated key the first time
+/// (so that tokens stay valid across restarts of `kommerce up`); editing it rotates the keys
+/// of a running platform (runbook).
+pub fn signing_keys_file(state_dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = state_dir.join("signing-keys");
+    if !path.exists() {
+        let (signing, _) = kommerce_kit::auth::generate_key_pair()?;
+        std::fs::create_dir_all(state_dir)?;
+        std::fs::write(
+            &path,
+            format!(
+                "# The access-token keys: the first signs, all are published (JWKS).\n{signing}\n"
+            ),
+        )?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         }
     }
-    let (signing, public) = kommerce_kit::auth::generate_key_pair()?;
-    std::fs::create_dir_all(state_dir)?;
-    std::fs::write(&path, format!("{signing}\n{public}\n"))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok((signing, public))
+    Ok(path)
 }
 
 /// Every service's own credential key pair `(private, public)`, and the command's
@@ -168,7 +171,6 @@ fn spawn(
     listener: std::net::TcpListener,
     ports: &[(&'static str, u16)],
     opts: &UpOptions,
-    keys: &(String, String),
     service_keys: &BTreeMap<String, (String, String)>,
 ) -> anyhow::Result<Running> {
     let binary = opts.bin_dir.join(spec.binary);
@@ -194,7 +196,6 @@ fn spawn(
             database_url(&opts.database_url, &opts.database_name(&spec)),
         )
         .env("KOMMERCE_REDIS__URL", &opts.redis_url)
-        .env("KOMMERCE_AUTH__PUBLIC_KEY", &keys.1)
         .env("KOMMERCE_TELEMETRY__JSON", "false")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -209,8 +210,19 @@ fn spawn(
     if let (Some(bootstrap), true) = (&opts.kafka, spec.uses_kafka) {
         cmd.env("KOMMERCE_KAFKA__BOOTSTRAP_SERVERS", bootstrap);
     }
+    // Access tokens are verified by the key they name, from the user service's published
+    // keys; the user service signs with the first key of its key file.
+    if let Some((_, user)) = ports.iter().find(|(name, _)| *name == "user") {
+        cmd.env(
+            "KOMMERCE_AUTH__JWKS_URL",
+            format!("http://127.0.0.1:{user}/api/v1/auth/jwks.json"),
+        );
+    }
     if spec.signs_tokens {
-        cmd.env("KOMMERCE_AUTH__SIGNING_KEY", &keys.0);
+        cmd.env(
+            "KOMMERCE_AUTH__SIGNING_KEYS_FILE",
+            signing_keys_file(&opts.state_dir)?,
+        );
     }
     // Its own credential key, and every caller's public key (each route names its callers).
     if let Some((private, _)) = service_keys.get(spec.name) {
@@ -296,7 +308,6 @@ fn terminate(running: &[Running]) {
 /// Every service running as its own process, each ready, behind the local router.
 pub struct Platform {
     opts: UpOptions,
-    keys: (String, String),
     service_keys: BTreeMap<String, (String, String)>,
     ports: Vec<(&'static str, u16)>,
     running: Vec<Running>,
@@ -319,7 +330,7 @@ impl Platform {
     /// serves the router.
     pub async fn start(opts: &UpOptions) -> anyhow::Result<Self> {
         migrate_named(&opts.database_url, |s| opts.database_name(s)).await?;
-        let keys = dev_keys(&opts.state_dir)?;
+        signing_keys_file(&opts.state_dir)?;
         let service_keys = service_keys(&opts.state_dir)?;
         let bind = |port: u16| {
             std::net::TcpListener::bind((opts.host.as_str(), port))
@@ -342,7 +353,7 @@ impl Platform {
             .collect::<std::io::Result<Vec<_>>>()?;
         let mut running = Vec::new();
         for (spec, listener) in SERVICES.iter().zip(listeners) {
-            match spawn(*spec, listener, &ports, opts, &keys, &service_keys) {
+            match spawn(*spec, listener, &ports, opts, &service_keys) {
                 Ok(r) => running.push(r),
                 Err(e) => {
                     terminate(&running);
@@ -383,7 +394,6 @@ impl Platform {
         });
         Ok(Self {
             opts: opts.clone(),
-            keys,
             service_keys,
             ports,
             running,
@@ -443,7 +453,6 @@ impl Platform {
             listener,
             &self.ports,
             &self.opts,
-            &self.keys,
             &self.service_keys,
         )?;
         wait_ready(r, Duration::from_secs(60))

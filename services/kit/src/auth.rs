@@ -15,7 +15,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -103,9 +103,9 @@ pub fn session_revoked_key(redis: &Redis, sid: Uuid) -> String {
     redis.key(&["auth", "session-revoked", &sid.to_string()])
 }
 
-/// Signs access tokens. Only the user service builds one.
+/// Signs access tokens, each naming its key (`kid`). Only the user service builds one.
 pub struct TokenSigner {
-    key: EncodingKey,
+    keys: crate::jwks::SigningKeys,
     issuer: String,
     ttl: Duration,
 }
@@ -120,16 +120,18 @@ impl std::fmt::Debug for TokenSigner {
 }
 
 impl TokenSigner {
+    /// From `auth.signing_keys_file` (re-read when it changes) or `auth.signing_key`.
     pub fn new(settings: &AuthSettings) -> Result<Self, KeyError> {
-        let der = URL_SAFE_NO_PAD
-            .decode(settings.signing_key.expose())
-            .map_err(|_| KeyError::SigningKey)?;
-        Ed25519KeyPair::from_pkcs8(&der).map_err(|_| KeyError::SigningKey)?;
         Ok(Self {
-            key: EncodingKey::from_ed_der(&der),
+            keys: crate::jwks::SigningKeys::new(settings)?,
             issuer: settings.issuer.clone(),
             ttl: Duration::from_secs(settings.access_ttl_secs),
         })
+    }
+
+    /// The published keys: every key of the key file, the signing one first.
+    pub fn jwks(&self) -> crate::jwks::JwkSet {
+        self.keys.jwks()
     }
 
     pub fn ttl(&self) -> Duration {
@@ -148,15 +150,24 @@ impl TokenSigner {
             iat,
             exp: iat + self.ttl.as_secs(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)
-            .map_err(ApiError::internal)?;
+        let keys = self.keys.current();
+        let key = keys
+            .first()
+            .ok_or_else(|| ApiError::internal(KeyError::SigningKey))?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        let token =
+            jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(ApiError::internal)?;
         Ok((token, claims))
     }
 }
 
-/// Verifies access tokens: signature, issuer, expiry, then the deny-list.
+/// Verifies access tokens: the key their `kid` names (`auth.public_key`, or the user service's
+/// published keys at `auth.jwks_url`), signature, issuer, expiry, then the deny-list.
 pub struct TokenVerifier {
-    key: DecodingKey,
+    /// `auth.public_key`, with its `kid` (none configured: only the published keys).
+    fixed: Option<(String, DecodingKey)>,
+    jwks: Option<Arc<crate::jwks::JwksCache>>,
     validation: Validation,
     redis: Redis,
     /// The public keys of the services that may call this one's internal API.
@@ -171,18 +182,30 @@ impl std::fmt::Debug for TokenVerifier {
 
 impl TokenVerifier {
     pub fn new(settings: &AuthSettings, redis: Redis) -> Result<Self, KeyError> {
-        let raw = URL_SAFE_NO_PAD
-            .decode(&settings.public_key)
-            .map_err(|_| KeyError::PublicKey)?;
-        if raw.len() != 32 {
-            return Err(KeyError::PublicKey);
-        }
+        let jwks = (!settings.jwks_url.is_empty()).then(|| {
+            crate::jwks::JwksCache::new(
+                &settings.jwks_url,
+                Duration::from_secs(settings.jwks_refresh_secs.max(1)),
+            )
+        });
+        let fixed = if settings.public_key.is_empty() && jwks.is_some() {
+            None
+        } else {
+            let raw = URL_SAFE_NO_PAD
+                .decode(&settings.public_key)
+                .map_err(|_| KeyError::PublicKey)?;
+            if raw.len() != 32 {
+                return Err(KeyError::PublicKey);
+            }
+            Some((crate::jwks::kid(&raw), DecodingKey::from_ed_der(&raw)))
+        };
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[settings.issuer.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 5;
         Ok(Self {
-            key: DecodingKey::from_ed_der(&raw),
+            fixed,
+            jwks,
             validation,
             redis,
             services: crate::credential::Keyring::new(settings)?,
@@ -193,6 +216,31 @@ impl TokenVerifier {
         &self.redis
     }
 
+    /// The keys a token naming `kid` may be signed with: the configured key if it is that one,
+    /// else the published key of that id. A token naming no key (issued before keys had ids)
+    /// is tried against every key held.
+    async fn keys_for(&self, kid: Option<&str>) -> Result<Vec<DecodingKey>, ApiError> {
+        let Some(kid) = kid else {
+            let mut all: Vec<DecodingKey> = self.fixed.iter().map(|(_, k)| k.clone()).collect();
+            all.extend(self.jwks.iter().flat_map(|j| j.all()));
+            return Ok(all);
+        };
+        if let Some((_, key)) = self.fixed.as_ref().filter(|(id, _)| id == kid) {
+            return Ok(vec![key.clone()]);
+        }
+        let Some(jwks) = &self.jwks else {
+            return Err(ApiError::Unauthorized);
+        };
+        match jwks.key(kid).await {
+            Ok(key) => Ok(vec![key]),
+            Err(crate::jwks::Lookup::Unknown) => Err(ApiError::Unauthorized),
+            // A key may exist that cannot be looked up now: not the caller's fault.
+            Err(crate::jwks::Lookup::Unavailable) => Err(ApiError::unavailable(
+                "authentication is temporarily unavailable",
+            )),
+        }
+    }
+
     /// The keys service credentials are verified with.
     pub fn services(&self) -> &crate::credential::Keyring {
         &self.services
@@ -201,8 +249,12 @@ impl TokenVerifier {
     /// The claims of a valid, unrevoked token. A revocation check that cannot reach Redis
     /// fails closed (503): a logged-out token must never work because Redis blinked.
     pub async fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|_| ApiError::Unauthorized)?
+        let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::Unauthorized)?;
+        let keys = self.keys_for(header.kid.as_deref()).await?;
+        let claims = keys
+            .iter()
+            .find_map(|key| jsonwebtoken::decode::<Claims>(token, key, &self.validation).ok())
+            .ok_or(ApiError::Unauthorized)?
             .claims;
         let keys = [
             deny_key(&self.redis, claims.jti),

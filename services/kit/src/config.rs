@@ -153,6 +153,16 @@ pub struct AuthSettings {
     /// Ed25519 private key (PKCS#8 DER, base64url); only the user service has it.
     pub signing_key: Secret,
     pub issuer: String,
+    /// The user service's key file, instead of `signing_key`: one private key per line (the
+    /// first signs, all are published at `/api/v1/auth/jwks.json`), re-read when it changes —
+    /// a mounted Secret in a cluster (ADR 0015). Empty: `signing_key` alone.
+    pub signing_keys_file: String,
+    /// Where the published keys are (`http://user/api/v1/auth/jwks.json`): tokens are verified
+    /// by the key their `kid` names. Empty: `public_key` alone.
+    pub jwks_url: String,
+    /// How old the cached published keys may grow before they are fetched again (in the
+    /// background; a token naming an unknown key fetches them at once).
+    pub jwks_refresh_secs: u64,
     pub access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
     /// This service's own Ed25519 private key (PKCS#8 DER, base64url) for calling other
@@ -172,6 +182,9 @@ impl Default for AuthSettings {
             public_key: String::new(),
             signing_key: Secret::default(),
             issuer: "kommerce".into(),
+            signing_keys_file: String::new(),
+            jwks_url: String::new(),
+            jwks_refresh_secs: 60,
             access_ttl_secs: 15 * 60,
             refresh_ttl_secs: 14 * 24 * 3600,
             service_key: Secret::default(),

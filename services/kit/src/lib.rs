@@ -14,6 +14,7 @@ pub mod credential;
 pub mod db;
 pub mod digest;
 pub mod http;
+pub mod jwks;
 pub mod live;
 pub mod messaging;
 pub mod openapi;

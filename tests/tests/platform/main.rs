@@ -14,3 +14,4 @@ mod common;
 
 mod contract;
 mod platform;
+mod rotation;

@@ -37,8 +37,8 @@ const PRICE: i64 = 1_000;
 pub(crate) struct Live {
     pub(crate) platform: Option<Platform>,
     pub(crate) opts: UpOptions,
-    http: Client,
-    base: String,
+    pub(crate) http: Client,
+    pub(crate) base: String,
     signer: TokenSigner,
     pub(crate) admin: String,
     user_db: PgPool,
@@ -54,6 +54,11 @@ fn server_url() -> String {
 
 impl Live {
     pub(crate) async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// With extra `KOMMERCE_*` variables for every service.
+    pub(crate) async fn start_with(env: &[(&str, &str)]) -> Self {
         let bin_dir = std::env::current_exe()
             .unwrap()
             .parent()
@@ -71,11 +76,12 @@ impl Live {
         let ns = format!("p{}", &Uuid::new_v4().simple().to_string()[..12]);
         let state_dir = std::env::temp_dir().join(format!("kommerce-{ns}"));
         std::fs::create_dir_all(&state_dir).unwrap();
-        // The key pair the platform signs with: known to the test, so it can mint tokens.
+        // The key the platform signs with (the user service's key file): known to the test, so
+        // it can mint tokens.
         let auth = auth_settings();
         std::fs::write(
-            state_dir.join("dev-auth-keys"),
-            format!("{}\n{}\n", auth.signing_key.expose(), auth.public_key),
+            state_dir.join("signing-keys"),
+            format!("{}\n", auth.signing_key.expose()),
         )
         .unwrap();
         let signer = TokenSigner::new(&auth).unwrap();
@@ -90,7 +96,11 @@ impl Live {
             namespace: Some(ns),
             kafka: std::env::var("KOMMERCE_TEST_KAFKA").ok(),
             // Six services per platform beside other tests on one PostgreSQL.
-            env: vec![("KOMMERCE_DATABASE__MAX_CONNECTIONS".into(), "8".into())],
+            env: [("KOMMERCE_DATABASE__MAX_CONNECTIONS", "8")]
+                .iter()
+                .chain(env)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         let platform = Platform::start(&opts).await.unwrap();
         let db = |name: &str| {

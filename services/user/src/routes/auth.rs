@@ -157,3 +157,22 @@ pub async fn logout(State(s): State<AppState>, caller: AuthUser) -> Result<Statu
     s.sessions.revoke(caller.id, caller.session_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The access-token keys (JWKS).
+///
+/// The public keys access tokens are signed with, by `kid` (RFC 7638 thumbprints): the one
+/// that signs now first, then any being introduced or retired. Every service verifies tokens
+/// against this document; it changes when the user service's key file does (ADR 0015).
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/jwks.json",
+    operation_id = "get_jwks",
+    responses((status = 200, description = "The key set.", body = kommerce_kit::jwks::JwkSet,
+        headers(("Cache-Control" = String, description = "`public, max-age=60`.")))),
+)]
+pub async fn jwks(State(s): State<AppState>) -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CACHE_CONTROL, "public, max-age=60")],
+        Json(s.signer.jwks()),
+    )
+}

@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
+        .routes(routes!(auth::jwks))
         .routes(routes!(internal::address));
     at_least_one_property(&mut api, &["ProfileBody", "UserAddressPatchBody"]);
     api

@@ -23,6 +23,7 @@ async fn the_document_is_served_and_names_every_route() {
             ("POST", "/api/v1/auth/login"),
             ("POST", "/api/v1/auth/refresh"),
             ("POST", "/api/v1/auth/logout"),
+            ("GET", "/api/v1/auth/jwks.json"),
             ("GET", "/internal/v1/users/{id}/addresses/{address_id}"),
         ],
     )
