@@ -2,8 +2,10 @@
 //! the Ingress, and the process supervisor behind `kommerce up`.
 
 pub mod api_docs;
+pub mod audit;
 #[cfg(feature = "bench")]
 pub mod bench;
+pub mod dlq;
 pub mod openapi;
 pub mod router;
 pub mod saga;

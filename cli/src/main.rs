@@ -61,6 +61,43 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Whether money, orders and stock add up, read-only across the services' databases and
+    /// the broker: exit 0 when consistent, 1 with a report of every violation.
+    Audit {
+        /// Things younger than this may still be in flight (a payment waiting for its order).
+        #[arg(long, default_value_t = 120)]
+        grace_secs: u64,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The broker, for consumer lag and dead letters (empty: not asked).
+        #[arg(
+            long,
+            env = "KOMMERCE_KAFKA__BOOTSTRAP_SERVERS",
+            default_value = "127.0.0.1:9092"
+        )]
+        kafka: String,
+        /// The platform's namespace: databases `kommerce_<ns>_<service>`, topics `<ns>.<topic>`
+        /// (`kommerce up` uses none).
+        #[arg(long, default_value = "")]
+        namespace: String,
+    },
+    /// Dead-lettered messages: what waits and why, and replaying them.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+        /// The broker.
+        #[arg(
+            long,
+            global = true,
+            env = "KOMMERCE_KAFKA__BOOTSTRAP_SERVERS",
+            default_value = "127.0.0.1:9092"
+        )]
+        kafka: String,
+        /// The platform's topic namespace (`kommerce up` uses none).
+        #[arg(long, global = true, default_value = "")]
+        namespace: String,
+    },
     /// Write every service's OpenAPI document and the merged public one (`kommerce.json`).
     Openapi {
         #[arg(long, default_value = "docs/openapi")]
@@ -107,6 +144,40 @@ enum SagaCommand {
             default_value = "http://127.0.0.1:8084"
         )]
         pay_url: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// The messages waiting in `<topic>.dlq`, with why each was given up.
+    List {
+        /// The saga topic: payments, orders or reviews.
+        topic: String,
+        /// Replayed ones too.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One dead letter: its headers and its payload.
+    Show {
+        topic: String,
+        #[arg(long)]
+        partition: i32,
+        #[arg(long)]
+        offset: i64,
+    },
+    /// Sends dead letters back to the topic they came from (consumers are idempotent).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["all", "partition"])))]
+    Replay {
+        topic: String,
+        /// Every message still waiting.
+        #[arg(long, conflicts_with_all = ["partition", "offset"])]
+        all: bool,
+        #[arg(long, requires = "offset")]
+        partition: Option<i32>,
+        #[arg(long, requires = "partition")]
+        offset: Option<i64>,
     },
 }
 
@@ -218,40 +289,152 @@ async fn main() -> anyhow::Result<()> {
                     order_url,
                     pay_url,
                 },
-        } => {
-            // The command's own credential: `KOMMERCE_SERVICE_KEY`, else `kommerce up`'s.
-            let key = match std::env::var("KOMMERCE_SERVICE_KEY") {
-                Ok(key) => key,
-                Err(_) => kommerce::supervisor::service_keys(&state_dir())?
-                    .remove(kommerce_kit::credential::COMMAND)
-                    .map(|(private, _)| private)
-                    .context("no key for the kommerce command")?,
-            };
-            let services = [("order", order_url), ("pay", pay_url)];
-            let steps = kommerce::saga::trace(id, &services, &key).await?;
-            print!("{}", kommerce::saga::render(&steps));
-            Ok(())
-        }
+        } => saga_trace(id, order_url, pay_url).await,
         Command::Openapi { out } => kommerce::openapi::write(&out),
+        Command::Dlq {
+            command,
+            kafka,
+            namespace,
+        } => dlq(
+            command,
+            &kommerce::dlq::Broker {
+                bootstrap: kafka,
+                namespace,
+            },
+        ),
+        Command::Audit {
+            grace_secs,
+            json,
+            kafka,
+            namespace,
+        } => audit(&cli.database_url, grace_secs, json, &kafka, &namespace).await,
         Command::User {
             command: UserCommand::CreateAdmin { email, name, phone },
+        } => create_admin(&cli.database_url, &email, &name, &phone).await,
+    }
+}
+
+/// Every step of one saga, asked with the command's own credential: `KOMMERCE_SERVICE_KEY`,
+/// else `kommerce up`'s.
+async fn saga_trace(id: uuid::Uuid, order_url: String, pay_url: String) -> anyhow::Result<()> {
+    let key = match std::env::var("KOMMERCE_SERVICE_KEY") {
+        Ok(key) => key,
+        Err(_) => kommerce::supervisor::service_keys(&state_dir())?
+            .remove(kommerce_kit::credential::COMMAND)
+            .map(|(private, _)| private)
+            .context("no key for the kommerce command")?,
+    };
+    let services = [("order", order_url), ("pay", pay_url)];
+    let steps = kommerce::saga::trace(id, &services, &key).await?;
+    print!("{}", kommerce::saga::render(&steps));
+    Ok(())
+}
+
+async fn create_admin(
+    database_url: &str,
+    email: &str,
+    name: &str,
+    phone: &str,
+) -> anyhow::Result<()> {
+    migrate(database_url).await?;
+    let url = kommerce_kit::db::with_database_name(database_url, "kommerce_user");
+    let db = sqlx::PgPool::connect(&url).await?;
+    let created = kommerce_user::create_admin(&db, email, &admin_password()?, name, phone)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "{email}: {}",
+        if created {
+            "admin created"
+        } else {
+            "promoted to admin"
+        }
+    );
+    Ok(())
+}
+
+/// `kommerce audit`: exits 1 when anything does not add up.
+async fn audit(
+    database_url: &str,
+    grace_secs: u64,
+    json: bool,
+    kafka: &str,
+    namespace: &str,
+) -> anyhow::Result<()> {
+    let sources = kommerce::audit::Sources::connect(
+        database_url,
+        (!namespace.is_empty()).then_some(namespace),
+        (!kafka.is_empty()).then_some(kafka),
+    )?;
+    let facts = kommerce::audit::gather(&sources).await?;
+    let report = kommerce::audit::check(&facts, std::time::Duration::from_secs(grace_secs));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    if report.violations() > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn dlq(command: DlqCommand, broker: &kommerce::dlq::Broker) -> anyhow::Result<()> {
+    use kommerce::dlq::{Which, list, render, replay};
+    match command {
+        DlqCommand::List { topic, all, json } => {
+            let letters = list(broker, &topic, all)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&letters)?);
+            } else {
+                print!("{}", render(&letters));
+            }
+        }
+        DlqCommand::Show {
+            topic,
+            partition,
+            offset,
         } => {
-            migrate(&cli.database_url).await?;
-            let url = kommerce_kit::db::with_database_name(&cli.database_url, "kommerce_user");
-            let db = sqlx::PgPool::connect(&url).await?;
-            let created =
-                kommerce_user::create_admin(&db, &email, &admin_password()?, &name, &phone)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "{email}: {}",
-                if created {
-                    "admin created"
-                } else {
-                    "promoted to admin"
-                }
-            );
-            Ok(())
+            let letter = list(broker, &topic, true)?
+                .into_iter()
+                .find(|l| l.partition == partition && l.offset == offset)
+                .context("no dead letter there")?;
+            let headers: serde_json::Map<String, serde_json::Value> = letter
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    let v = v
+                        .as_deref()
+                        .map(String::from_utf8_lossy)
+                        .unwrap_or_default();
+                    (k.clone(), serde_json::Value::String(v.into_owned()))
+                })
+                .collect();
+            let shown = serde_json::json!({
+                "letter": letter, "headers": headers, "payload": letter.payload_json(),
+            });
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+        }
+        DlqCommand::Replay {
+            topic,
+            all,
+            partition,
+            offset,
+        } => {
+            let which = match (all, partition, offset) {
+                (true, _, _) => Which::Waiting,
+                (false, Some(partition), Some(offset)) => Which::One { partition, offset },
+                _ => anyhow::bail!("say --all, or --partition and --offset"),
+            };
+            let replayed = replay(broker, &topic, which)?;
+            for l in &replayed {
+                println!(
+                    "replayed {}:{} to {}",
+                    l.partition, l.offset, l.source_topic
+                );
+            }
+            println!("{} replayed", replayed.len());
         }
     }
+    Ok(())
 }

@@ -15,4 +15,5 @@
 mod common;
 
 mod checkout;
+mod dead_letters;
 mod journey;

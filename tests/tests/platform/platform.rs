@@ -232,6 +232,25 @@ impl Live {
         .await
     }
 
+    /// `kommerce audit --json` over this platform, run as an SRE runs it: exit code and report.
+    async fn audit(&self) -> (Option<i32>, String) {
+        let out = tokio::process::Command::new(self.opts.bin_dir.join("kommerce"))
+            .args(["audit", "--json", "--database-url", &server_url()])
+            .args(["--namespace", self.opts.namespace.as_deref().unwrap()])
+            .args([
+                "--kafka",
+                self.opts.kafka.as_deref().unwrap_or("127.0.0.1:9092"),
+            ])
+            .output()
+            .await
+            .unwrap();
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// Every service answers `/readyz` 200 with its workers running; returns each report.
     async fn all_ready(&self) -> Vec<Value> {
         let mut reports = Vec::new();
@@ -344,6 +363,28 @@ async fn a_thousand_checkouts_on_the_running_platform_all_settle() {
     );
     assert_the_books_balance(&live.order_db, &live.pay_db, n as i64, units, BALANCE).await;
     live.assert_each_payment_applied_once(n as i64).await;
+    // The SRE's view of the same books: `kommerce audit` finds them consistent, and names
+    // the damage once a wallet's balance moves without its ledger.
+    let (code, report) = live.audit().await;
+    assert_eq!(code, Some(0), "{report}");
+    sqlx::query(
+        "UPDATE wallets SET balance_minor = balance_minor + 1 \
+         WHERE user_id = (SELECT user_id FROM wallets ORDER BY user_id LIMIT 1)",
+    )
+    .execute(&live.pay_db)
+    .await
+    .unwrap();
+    let (code, report) = live.audit().await;
+    assert_eq!(code, Some(1), "{report}");
+    let report: Value = serde_json::from_str(&report).unwrap();
+    let violated: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !c["violations"].as_array().unwrap().is_empty())
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(violated, ["wallet-ledger", "money"], "{report}");
     live.all_ready().await;
     for service in ["order", "pay"] {
         let metrics = live.metrics(service).await;
