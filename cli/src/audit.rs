@@ -168,6 +168,49 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The report as Prometheus text: violations and in-flight counts per check, consumer lag
+    /// per group and topic (what `kommerce audit --serve` exports for alerts).
+    pub fn prometheus(&self) -> String {
+        let mut out = String::from(
+            "# HELP kommerce_audit_violations Violations of each invariant at the last audit.\n\
+             # TYPE kommerce_audit_violations gauge\n",
+        );
+        for c in &self.checks {
+            let _ = writeln!(
+                out,
+                "kommerce_audit_violations{{check=\"{}\"}} {}",
+                c.name,
+                c.violations.len()
+            );
+        }
+        out.push_str(
+            "# HELP kommerce_audit_in_flight Things still in flight, within the grace period.\n\
+             # TYPE kommerce_audit_in_flight gauge\n",
+        );
+        for c in &self.checks {
+            let _ = writeln!(
+                out,
+                "kommerce_audit_in_flight{{check=\"{}\"}} {}",
+                c.name, c.in_flight
+            );
+        }
+        if let Some(lag) = &self.lag {
+            out.push_str(
+                "# HELP kommerce_audit_consumer_lag Messages a consumer group has not applied yet.\n\
+                 # TYPE kommerce_audit_consumer_lag gauge\n",
+            );
+            for (group, topic, n) in lag {
+                let _ = writeln!(
+                    out,
+                    "kommerce_audit_consumer_lag{{group=\"{group}\",topic=\"{topic}\"}} {n}"
+                );
+            }
+        }
+        out
+    }
+}
+
 const LIVE_ORDER: [&str; 3] = ["created", "shipped", "delivered"];
 
 /// Every invariant over `facts`; things younger than `grace` may still be in flight.
@@ -693,6 +736,73 @@ pub async fn gather(s: &Sources) -> anyhow::Result<Facts> {
     Ok(facts)
 }
 
+/// Audits every `every` and serves the latest report as Prometheus text at `/metrics` (with
+/// `kommerce_audit_up` 0 while the last audit could not run) until SIGTERM or Ctrl-C: the
+/// periodic job an alert watches (`kommerce_audit_violations > 0`).
+pub async fn serve(
+    sources: Sources,
+    grace: Duration,
+    every: Duration,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    let latest = Arc::new(std::sync::RwLock::new(String::new()));
+    let writer = latest.clone();
+    let audits = tokio::spawn(async move {
+        let mut last_report = String::new();
+        let mut last_success = 0u64;
+        loop {
+            let up = match gather(&sources).await {
+                Ok(facts) => {
+                    last_report = check(&facts, grace).prometheus();
+                    last_success = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    1
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the audit could not run");
+                    0
+                }
+            };
+            let text = format!(
+                "{last_report}# HELP kommerce_audit_up Whether the last audit ran.\n\
+                 # TYPE kommerce_audit_up gauge\nkommerce_audit_up {up}\n\
+                 # HELP kommerce_audit_last_success_timestamp_seconds When an audit last ran.\n\
+                 # TYPE kommerce_audit_last_success_timestamp_seconds gauge\n\
+                 kommerce_audit_last_success_timestamp_seconds {last_success}\n"
+            );
+            *writer
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = text;
+            tokio::time::sleep(every).await;
+        }
+    });
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let text = latest
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    text,
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(kommerce_kit::server::shutdown_signal())
+        .await?;
+    audits.abort();
+    Ok(())
+}
+
 /// The saga's topics, whose dead-letter topics are looked at.
 const TOPICS: [&str; 3] = [
     kommerce_contracts::saga::PAYMENTS_TOPIC,
@@ -846,6 +956,22 @@ mod tests {
         let report = check(&shop(), GRACE);
         assert_eq!(report.violations(), 0, "{}", report.render());
         assert!(report.render().ends_with("consistent\n"));
+    }
+
+    #[test]
+    fn the_metrics_name_every_check() {
+        let mut facts = shop();
+        facts.wallets[0].balance = 950;
+        let text = check(&facts, GRACE).prometheus();
+        assert!(text.contains("kommerce_audit_violations{check=\"wallet-ledger\"} 1\n"));
+        assert!(text.contains("kommerce_audit_violations{check=\"stock-ledger\"} 0\n"));
+        assert!(text.contains("# TYPE kommerce_audit_in_flight gauge\n"));
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("kommerce_audit_violations{"))
+                .count(),
+            check(&facts, GRACE).checks.len()
+        );
     }
 
     #[test]

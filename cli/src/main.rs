@@ -64,8 +64,9 @@ enum Command {
     /// Whether money, orders and stock add up, read-only across the services' databases and
     /// the broker: exit 0 when consistent, 1 with a report of every violation.
     Audit {
-        /// Things younger than this may still be in flight (a payment waiting for its order).
-        #[arg(long, default_value_t = 120)]
+        /// Things younger than this may still be in flight (a payment waiting for its order):
+        /// the saga's deadline (`saga.deadline_secs`, 300) and a margin.
+        #[arg(long, default_value_t = 330)]
         grace_secs: u64,
         /// The report as JSON.
         #[arg(long)]
@@ -81,6 +82,12 @@ enum Command {
         /// (`kommerce up` uses none).
         #[arg(long, default_value = "")]
         namespace: String,
+        /// Keep auditing every `--every-secs` and serve the results as Prometheus metrics at
+        /// `http://<ADDR>/metrics` (`kommerce_audit_violations{check}`), until SIGTERM.
+        #[arg(long, value_name = "ADDR")]
+        serve: Option<std::net::SocketAddr>,
+        #[arg(long, default_value_t = 60)]
+        every_secs: u64,
     },
     /// Dead-lettered messages: what waits and why, and replaying them.
     Dlq {
@@ -307,7 +314,20 @@ async fn main() -> anyhow::Result<()> {
             json,
             kafka,
             namespace,
-        } => audit(&cli.database_url, grace_secs, json, &kafka, &namespace).await,
+            serve,
+            every_secs,
+        } => {
+            let sources = kommerce::audit::Sources::connect(
+                &cli.database_url,
+                (!namespace.is_empty()).then_some(namespace.as_str()),
+                (!kafka.is_empty()).then_some(kafka.as_str()),
+            )?;
+            let grace = std::time::Duration::from_secs(grace_secs);
+            match serve {
+                Some(addr) => serve_audit(sources, grace, addr, every_secs).await,
+                None => audit(&sources, grace, json).await,
+            }
+        }
         Command::User {
             command: UserCommand::CreateAdmin { email, name, phone },
         } => create_admin(&cli.database_url, &email, &name, &phone).await,
@@ -353,21 +373,30 @@ async fn create_admin(
     Ok(())
 }
 
+/// `kommerce audit --serve`: the audit every `every_secs`, as metrics.
+async fn serve_audit(
+    sources: kommerce::audit::Sources,
+    grace: std::time::Duration,
+    addr: std::net::SocketAddr,
+    every_secs: u64,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!(
+        "serving the audit at http://{}/metrics",
+        listener.local_addr()?
+    );
+    let every = std::time::Duration::from_secs(every_secs.max(1));
+    kommerce::audit::serve(sources, grace, every, listener).await
+}
+
 /// `kommerce audit`: exits 1 when anything does not add up.
 async fn audit(
-    database_url: &str,
-    grace_secs: u64,
+    sources: &kommerce::audit::Sources,
+    grace: std::time::Duration,
     json: bool,
-    kafka: &str,
-    namespace: &str,
 ) -> anyhow::Result<()> {
-    let sources = kommerce::audit::Sources::connect(
-        database_url,
-        (!namespace.is_empty()).then_some(namespace),
-        (!kafka.is_empty()).then_some(kafka),
-    )?;
-    let facts = kommerce::audit::gather(&sources).await?;
-    let report = kommerce::audit::check(&facts, std::time::Duration::from_secs(grace_secs));
+    let facts = kommerce::audit::gather(sources).await?;
+    let report = kommerce::audit::check(&facts, grace);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -52,6 +52,18 @@ pub struct PaymentRefunded {
     pub refunded_minor: Money,
 }
 
+/// The payment has waited past the saga's deadline for its order: the order service decides
+/// once for good — `order.created` again if the order exists, else `order.failed` with reason
+/// `deadline` (and the payment can never get an order after that), so pay refunds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentDeadline {
+    pub payment_id: Uuid,
+    pub user_id: Uuid,
+}
+
+/// [`OrderFailed::reason`] when the order service answered a [`PaymentDeadline`] with no order.
+pub const DEADLINE: &str = "deadline";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderCreated {
     pub order_id: Uuid,
@@ -62,7 +74,7 @@ pub struct OrderCreated {
 
 /// No order: stock was short or an item is gone. `reason` is a slug
 /// (a refused line's [`crate::item::RefusalReason`] — `insufficient_stock`,
-/// `not_on_sale`, `unknown_item` — or `cancelled`).
+/// `not_on_sale`, `unknown_item` — or `cancelled`, or [`DEADLINE`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderFailed {
     pub payment_id: Uuid,
@@ -93,6 +105,7 @@ macro_rules! saga_event {
 saga_event!(PaymentCompleted, "payment.completed");
 saga_event!(PaymentCancelled, "payment.cancelled");
 saga_event!(PaymentRefunded, "payment.refunded");
+saga_event!(PaymentDeadline, "payment.deadline");
 saga_event!(OrderCreated, "order.created");
 saga_event!(OrderFailed, "order.failed");
 saga_event!(OrderCancelRequested, "order.cancel-requested");

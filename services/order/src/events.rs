@@ -5,9 +5,15 @@
 //!   the bought cart lines removed, `order.created`; or, when stock is short or an item is
 //!   gone, `order.failed` and no order.
 //! - `payment.refunded` → the stock reservation released, the order cancelled.
+//! - `payment.deadline` → decided once for good (`payment_outcomes`, ADR 0017): the order
+//!   exists → `order.created` again; else the payment is expired → `order.failed` (reason
+//!   `deadline`), and a `payment.completed` seen later makes no order.
 
 use kommerce_contracts::item::{ItemClient, ReservationLine, ReservationRequest, Reserved};
-use kommerce_contracts::saga::{OrderCreated, OrderFailed, PaymentCompleted, PaymentRefunded};
+use kommerce_contracts::money::Money;
+use kommerce_contracts::saga::{
+    DEADLINE, OrderCreated, OrderFailed, PaymentCompleted, PaymentDeadline, PaymentRefunded,
+};
 use kommerce_kit::messaging::{Envelope, Event, Handler, HandlerError, publish_in_tx};
 use kommerce_kit::saga::{self, NewStep};
 use sqlx::PgConnection;
@@ -15,12 +21,15 @@ use uuid::Uuid;
 
 use crate::SERVICE;
 use crate::domain::status::{Action, Status, Transition};
-use crate::store::{self, NewOrder};
+use crate::store::{self, NewOrder, Outcome};
 
 #[derive(Debug)]
 pub struct SagaHandler {
     pub item: ItemClient,
     pub orders_topic: String,
+    /// Tests only: a reserved order waits here for a permit before it is made (holds order
+    /// creation past a payment's deadline, deterministically).
+    pub gate: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
 
 impl Handler for SagaHandler {
@@ -29,6 +38,8 @@ impl Handler for SagaHandler {
             self.payment_completed(tx, event).await
         } else if event.is::<PaymentRefunded>() {
             self.payment_refunded(tx, event).await
+        } else if event.is::<PaymentDeadline>() {
+            self.payment_deadline(tx, event).await
         } else {
             // payment.cancelled closes a saga that never had an order.
             Ok(())
@@ -50,6 +61,11 @@ impl SagaHandler {
         if store::order_for_payment(tx, p.payment_id).await?.is_some() {
             return Ok(());
         }
+        if store::outcome(tx, p.payment_id).await? == Some(Outcome::Expired) {
+            // Its deadline was answered with a refund (a replayed dead letter, say): never an
+            // order now.
+            return expired_step(tx, p.payment_id, "the payment expired before; no order").await;
+        }
         let request = ReservationRequest {
             reservation_id: p.payment_id,
             lines: p
@@ -63,6 +79,22 @@ impl SagaHandler {
         };
         match self.item.reserve(&request).await? {
             Reserved::Yes => {
+                if let Some(gate) = &self.gate {
+                    gate.acquire()
+                        .await
+                        .map_err(|e| HandlerError::Permanent(e.to_string()))?
+                        .forget();
+                }
+                if store::decide(tx, p.payment_id, Outcome::Order).await?.0 == Outcome::Expired {
+                    // The deadline was decided while the stock was being reserved: give it back.
+                    self.item.release(p.payment_id).await?;
+                    return expired_step(
+                        tx,
+                        p.payment_id,
+                        "the deadline was decided first; the reservation released",
+                    )
+                    .await;
+                }
                 let order_id = Uuid::now_v7();
                 store::insert_order(
                     tx,
@@ -127,6 +159,74 @@ impl SagaHandler {
         }
     }
 
+    /// The payment's deadline passed: its order again, or — none made — the payment expires
+    /// for good and `order.failed` makes pay refund it.
+    async fn payment_deadline(
+        &self,
+        tx: &mut PgConnection,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let d: PaymentDeadline = event.decode()?;
+        let mut outcome = Outcome::Order;
+        if store::order_for_payment(tx, d.payment_id).await?.is_none() {
+            let (decided, now) = store::decide(tx, d.payment_id, Outcome::Expired).await?;
+            if decided == Outcome::Expired && !now {
+                return Ok(()); // answered before: its order.failed is on its way
+            }
+            outcome = decided;
+        }
+        if outcome == Outcome::Order {
+            // Made before, or just now by a concurrent consumer (its insert committed first).
+            let Some(order) = store::order_for_payment(tx, d.payment_id).await? else {
+                return Err(HandlerError::Permanent(format!(
+                    "payment {} decided for an order that does not exist",
+                    d.payment_id
+                )));
+            };
+            let created = OrderCreated {
+                order_id: order.id,
+                payment_id: d.payment_id,
+                user_id: order.user_id,
+                total_minor: Money::minor(order.total_minor),
+            };
+            publish_in_tx(tx, &self.orders_topic, &encode(&created, event)?).await?;
+            saga::record(
+                tx,
+                NewStep {
+                    saga_id: d.payment_id,
+                    order_id: Some(order.id),
+                    service: SERVICE,
+                    step: PaymentDeadline::TYPE,
+                    outcome: "the order exists: order.created again",
+                    detail: None,
+                },
+            )
+            .await?;
+            return Ok(());
+        }
+        let failed = OrderFailed {
+            payment_id: d.payment_id,
+            user_id: d.user_id,
+            reason: DEADLINE.to_owned(),
+            detail: "no order was made before the saga's deadline".to_owned(),
+        };
+        publish_in_tx(tx, &self.orders_topic, &encode(&failed, event)?).await?;
+        saga::record(
+            tx,
+            NewStep {
+                saga_id: d.payment_id,
+                order_id: None,
+                service: SERVICE,
+                step: PaymentDeadline::TYPE,
+                outcome: "no order: the payment expired, order.failed",
+                detail: None,
+            },
+        )
+        .await?;
+        metrics::counter!("orders_failed_total", "reason" => DEADLINE).increment(1);
+        Ok(())
+    }
+
     async fn payment_refunded(
         &self,
         tx: &mut PgConnection,
@@ -164,4 +264,25 @@ impl SagaHandler {
             }
         }
     }
+}
+
+/// Records that a `payment.completed` made no order because the payment had expired.
+async fn expired_step(
+    tx: &mut PgConnection,
+    payment: Uuid,
+    outcome: &str,
+) -> Result<(), HandlerError> {
+    saga::record(
+        tx,
+        NewStep {
+            saga_id: payment,
+            order_id: None,
+            service: SERVICE,
+            step: PaymentCompleted::TYPE,
+            outcome,
+            detail: None,
+        },
+    )
+    .await?;
+    Ok(())
 }

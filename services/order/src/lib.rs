@@ -77,6 +77,16 @@ impl App {
 
     /// Like [`App::build`], with failpoints in the saga consumers (crash tests).
     pub async fn build_with_hooks(settings: Settings, hooks: Hooks) -> Result<Service, StartError> {
+        Self::build_gated(settings, hooks, None).await
+    }
+
+    /// Like [`App::build_with_hooks`]; with a `gate`, every reserved order waits for a permit
+    /// before it is made (tests that hold order creation past a payment's deadline).
+    pub async fn build_gated(
+        settings: Settings,
+        hooks: Hooks,
+        gate: Option<Arc<tokio::sync::Semaphore>>,
+    ) -> Result<Service, StartError> {
         let Foundation {
             db,
             redis,
@@ -104,6 +114,7 @@ impl App {
         let handler = Arc::new(events::SagaHandler {
             item: item.clone(),
             orders_topic: orders.clone(),
+            gate,
         });
         bus.consumers(
             &kafka.group("order"),

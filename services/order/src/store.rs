@@ -318,3 +318,60 @@ pub async fn purchased(
     .fetch_one(db)
     .await
 }
+
+/// What became of a payment, decided once (`payment_outcomes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// An order was made for it.
+    Order,
+    /// Its deadline passed without an order: it never gets one.
+    Expired,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Order => "order",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// The payment's outcome, if decided.
+pub async fn outcome(tx: &mut PgConnection, payment: Uuid) -> Result<Option<Outcome>, sqlx::Error> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT outcome FROM payment_outcomes WHERE payment_id = $1")
+            .bind(payment)
+            .fetch_optional(tx)
+            .await?;
+    Ok(found.map(|o| {
+        if o == "order" {
+            Outcome::Order
+        } else {
+            Outcome::Expired
+        }
+    }))
+}
+
+/// Decides the payment's outcome as `wanted` unless it is decided already; returns the
+/// outcome that stands and whether this call decided it. A concurrent decision on the same
+/// payment waits for the other transaction, then loses to it.
+pub async fn decide(
+    tx: &mut PgConnection,
+    payment: Uuid,
+    wanted: Outcome,
+) -> Result<(Outcome, bool), sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO payment_outcomes (payment_id, outcome) VALUES ($1, $2) \
+         ON CONFLICT (payment_id) DO NOTHING",
+    )
+    .bind(payment)
+    .bind(wanted.as_str())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok((wanted, true));
+    }
+    Ok((outcome(tx, payment).await?.unwrap_or(wanted), false))
+}

@@ -21,16 +21,26 @@ pub struct Settings {
     pub card: CardSettings,
 }
 
-/// `[saga]`: consumers of the orders topic in this process.
+/// `[saga]`: consumers of the orders topic in this process, and the deadline of a payment
+/// waiting for its order.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SagaSettings {
     pub consumers: u32,
+    /// A payment still `pending_order` this long after it was charged gets `payment.deadline`:
+    /// the order service decides for good (its order, or a refund).
+    pub deadline_secs: u64,
+    /// How often due payments are looked for.
+    pub deadline_check_ms: u64,
 }
 
 impl Default for SagaSettings {
     fn default() -> Self {
-        Self { consumers: 3 }
+        Self {
+            consumers: 3,
+            deadline_secs: 300,
+            deadline_check_ms: 1_000,
+        }
     }
 }
 

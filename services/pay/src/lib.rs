@@ -3,6 +3,7 @@
 //! refunds of the checkout saga (at most one per payment).
 
 pub mod config;
+pub mod deadline;
 pub mod domain;
 mod events;
 mod routes;
@@ -116,6 +117,17 @@ impl App {
             settings.saga.consumers,
             &hooks,
         )?;
+        let saga = settings.saga.clone();
+        let (deadline_db, deadline_topic) = (db.clone(), payments.clone());
+        workers.spawn_loop("deadline", move |stop| {
+            deadline::run(
+                deadline_db.clone(),
+                deadline_topic.clone(),
+                Duration::from_secs(saga.deadline_secs),
+                Duration::from_millis(saga.deadline_check_ms),
+                stop,
+            )
+        });
         let state = AppState {
             db: db.clone(),
             verifier,

@@ -87,6 +87,8 @@ pub struct Options {
     pub consumers: u32,
     /// How often the simulated card declines (0.0 never, 1.0 always).
     pub card_failure_rate: f64,
+    /// The saga's deadline for a payment waiting for its order (pay's `saga.deadline_secs`).
+    pub deadline_secs: u64,
 }
 
 impl Default for Options {
@@ -95,6 +97,7 @@ impl Default for Options {
             partitions: 3,
             consumers: 3,
             card_failure_rate: 0.0,
+            deadline_secs: 300,
         }
     }
 }
@@ -274,7 +277,17 @@ impl Shop {
 
     /// (Re)starts the order service, with failpoints in its consumers.
     pub async fn start_order(&mut self, hooks: Hooks) {
-        let app = kommerce_order::App::build_with_hooks(self.order_settings(), hooks)
+        self.start_order_gated(hooks, None).await;
+    }
+
+    /// (Re)starts the order service; with a `gate`, every reserved order waits for a permit
+    /// before it is made.
+    pub async fn start_order_gated(
+        &mut self,
+        hooks: Hooks,
+        gate: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+    ) {
+        let app = kommerce_order::App::build_gated(self.order_settings(), hooks, gate)
             .await
             .unwrap();
         self.order = Running::start(app.port(), |rx| app.run_until(stop_on(rx)));
@@ -297,6 +310,8 @@ impl Shop {
         s.saga.consumers = self.opts.consumers;
         s.card.failure_rate = self.opts.card_failure_rate;
         s.card.latency_ms = 20;
+        s.saga.deadline_secs = self.opts.deadline_secs;
+        s.saga.deadline_check_ms = 100;
         let app = kommerce_pay::App::build(s).await.unwrap();
         self.pay = Running::start(app.port(), |rx| app.run_until(stop_on(rx)));
     }

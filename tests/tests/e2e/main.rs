@@ -16,4 +16,5 @@ mod common;
 
 mod checkout;
 mod dead_letters;
+mod deadline;
 mod journey;

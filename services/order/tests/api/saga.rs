@@ -266,3 +266,74 @@ async fn a_refund_cancels_the_order_and_gives_its_stock_back() {
             .unwrap();
     assert_eq!(steps, ["order.cancel-requested", "payment.refunded"]);
 }
+
+/// The deadline decided before the payment's `payment.completed` was ever applied (it was
+/// dead-lettered, say): `order.failed` with reason `deadline`, once; the `payment.completed`
+/// replayed later reserves nothing and makes no order.
+#[tokio::test]
+async fn a_payment_expired_at_its_deadline_never_gets_an_order() {
+    use kommerce_contracts::saga::{DEADLINE, PaymentDeadline};
+    let app = TestApp::spawn().await;
+    let ada = app.customer();
+    let lamp = app.item.on_sale("Lamp", 1_250, 10);
+    let paid = payment_completed(&ada, &[(lamp, 1_250, 1)]);
+    let deadline = PaymentDeadline {
+        payment_id: paid.payment_id,
+        user_id: ada.id,
+    };
+    app.publish(&deadline).await;
+    eventually("order.failed for the deadline", || async {
+        app.emitted(OrderFailed::TYPE).await.len() == 1
+    })
+    .await;
+    let failed: OrderFailed = app.emitted(OrderFailed::TYPE).await[0].decode().unwrap();
+    assert_eq!(
+        (failed.payment_id, failed.reason.as_str()),
+        (paid.payment_id, DEADLINE)
+    );
+
+    // The late payment.completed, then the deadline again (a redelivery): nothing more.
+    let consumed = app.consumed().await;
+    app.publish(&paid).await;
+    app.publish(&deadline).await;
+    eventually("both consumed", || async {
+        app.consumed().await == consumed + 2
+    })
+    .await;
+    assert_eq!(app.scalar("SELECT count(*) FROM orders").await, 0);
+    assert!(app.item.reservations().is_empty(), "nothing reserved");
+    assert_eq!(app.emitted(OrderCreated::TYPE).await.len(), 0);
+    assert_eq!(app.emitted(OrderFailed::TYPE).await.len(), 1);
+}
+
+/// The deadline of a payment whose order exists: `order.created` again (pay completes, or
+/// finds it completed), never `order.failed`.
+#[tokio::test]
+async fn the_deadline_of_a_payment_with_its_order_repeats_the_order() {
+    use kommerce_contracts::saga::PaymentDeadline;
+    let app = TestApp::spawn().await;
+    let ada = app.customer();
+    let lamp = app.item.on_sale("Lamp", 1_250, 10);
+    let paid = payment_completed(&ada, &[(lamp, 1_250, 1)]);
+    app.publish(&paid).await;
+    eventually("the order is made", || async {
+        app.emitted(OrderCreated::TYPE).await.len() == 1
+    })
+    .await;
+    app.publish(&PaymentDeadline {
+        payment_id: paid.payment_id,
+        user_id: ada.id,
+    })
+    .await;
+    eventually("order.created again", || async {
+        app.emitted(OrderCreated::TYPE).await.len() == 2
+    })
+    .await;
+    let created = app.emitted(OrderCreated::TYPE).await;
+    assert_eq!(
+        created[0].decode::<OrderCreated>().unwrap(),
+        created[1].decode::<OrderCreated>().unwrap()
+    );
+    assert_eq!(app.scalar("SELECT count(*) FROM orders").await, 1);
+    assert_eq!(app.emitted(OrderFailed::TYPE).await.len(), 0);
+}
