@@ -450,6 +450,25 @@ impl Shop {
         p
     }
 
+    /// The order's saga timeline as `(service, step)`, oldest first.
+    pub async fn timeline(&self, s: &Shopper, order: &str) -> Vec<(String, String)> {
+        let (status, timeline) = self
+            .get(&format!("/api/v1/orders/{order}/timeline"), &s.token)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{timeline}");
+        timeline["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["service"].as_str().unwrap().into(),
+                    s["step"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    }
+
     /// Waits until the payment is no longer `pending_order`; returns it.
     pub async fn settled(&self, s: &Shopper, id: &str) -> Value {
         eventually("the payment settles", WAIT, || async {

@@ -84,21 +84,7 @@ async fn a_paid_cart_becomes_an_order_and_everything_adds_up() {
     assert_eq!(mine["orders"].as_array().unwrap().len(), 1);
 
     // The timeline shows the saga in both services, in order.
-    let (status, timeline) = shop
-        .get(&format!("/api/v1/orders/{order_id}/timeline"), &ada.token)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let steps: Vec<(String, String)> = timeline["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["service"].as_str().unwrap().into(),
-                s["step"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let steps = shop.timeline(&ada, &order_id).await;
     let names: Vec<(&str, &str)> = steps
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))

@@ -64,21 +64,7 @@ async fn an_order_held_past_its_payments_deadline_is_kept_and_nothing_is_refunde
     );
     // The timeline tells it.
     let order = settled["order_id"].as_str().unwrap();
-    let (status, timeline) = shop
-        .get(&format!("/api/v1/orders/{order}/timeline"), &ada.token)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let steps: Vec<(String, String)> = timeline["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["service"].as_str().unwrap().to_owned(),
-                s["step"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let steps = shop.timeline(&ada, order).await;
     for expected in [("pay", "payment.deadline"), ("order", "payment.deadline")] {
         assert!(
             steps
