@@ -6,7 +6,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BIN        := $(TARGET_DIR)/debug
 NEXTEST    := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help deps control-plane api-docs openapi build migrate up test test-rust lint fmt bench
+.PHONY: help deps control-plane api-docs openapi build migrate up test test-rust test-faults lint fmt bench
 
 help:
 	@echo "make up     run every service + the local router on 127.0.0.1:8080 (Ctrl-C stops)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint   rustfmt check and clippy with warnings denied"
 	@echo "make bench  stock strategies side by side (release build) -> docs/bench/"
 	@echo "make openapi  regenerate docs/openapi/ from the code"
+	@echo "make test-faults  the full fault suite -> docs/reliability/last-run.md"
 
 deps:
 	@bash scripts/deps.sh
@@ -49,6 +50,13 @@ ifeq ($(NEXTEST),yes)
 else
 	$(CARGO) test --locked --workspace --all-features --no-fail-fast
 endif
+
+# The whole fault suite (KOMMERCE_FAULTS=full): each service killed several times under load;
+# the table goes to docs/reliability/last-run.md. A short smoke of it runs inside `make test`.
+test-faults: deps build
+	mkdir -p docs/reliability
+	KOMMERCE_FAULTS=full KOMMERCE_FAULTS_OUT=$(CURDIR)/docs/reliability/last-run.md \
+		$(CARGO) test --locked -p kommerce-e2e --test faults -- --nocapture
 
 bench: deps
 	$(CARGO) run --locked --release -p kommerce --features bench -- bench stock --out docs/bench

@@ -13,7 +13,7 @@ use std::process::Stdio;
 
 use serde_json::json;
 
-use crate::platform::Live;
+use crate::live::Live;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)

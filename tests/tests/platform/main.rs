@@ -11,6 +11,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/live.rs"]
+mod live;
 
 mod contract;
 mod platform;

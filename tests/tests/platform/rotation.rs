@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
-use crate::platform::Live;
+use crate::live::Live;
 
 /// Reads of a shopper's own data, from the services that verify access tokens.
 const READS: [&str; 5] = [
