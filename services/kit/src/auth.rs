@@ -103,6 +103,13 @@ pub fn session_revoked_key(redis: &Redis, sid: Uuid) -> String {
     redis.key(&["auth", "session-revoked", &sid.to_string()])
 }
 
+/// Present while Redis holds every revocation: the user service sets it after restoring them
+/// from its database (a Redis that lost its keys lost the deny-list too). Without it every
+/// service refuses to judge a token (503) rather than accept a revoked one.
+pub fn revocations_ready_key(redis: &Redis) -> String {
+    redis.key(&["auth", "revocations-ready"])
+}
+
 /// Signs access tokens, each naming its key (`kid`). Only the user service builds one.
 pub struct TokenSigner {
     keys: crate::jwks::SigningKeys,
@@ -260,8 +267,11 @@ impl TokenVerifier {
             deny_key(&self.redis, claims.jti),
             session_revoked_key(&self.redis, claims.sid),
         ];
-        let revoked: u32 = redis::cmd("EXISTS")
+        let (revoked, ready): (u32, u32) = redis::pipe()
+            .cmd("EXISTS")
             .arg(&keys)
+            .cmd("EXISTS")
+            .arg(revocations_ready_key(&self.redis))
             .query_async(&mut self.redis.conn())
             .await
             .map_err(|e| {
@@ -270,6 +280,13 @@ impl TokenVerifier {
             })?;
         if revoked > 0 {
             return Err(ApiError::Unauthorized);
+        }
+        if ready == 0 {
+            // Redis lost its keys (restart, flush) and the deny-list is not restored yet.
+            tracing::warn!("the revocation list is not restored yet; refusing to judge tokens");
+            return Err(ApiError::unavailable(
+                "authentication is temporarily unavailable",
+            ));
         }
         Ok(claims)
     }

@@ -93,9 +93,22 @@ pub struct RedisNamespace {
 }
 
 impl RedisNamespace {
+    /// A fresh namespace whose revocation list counts as restored (as the user service marks
+    /// it; tests of one service have no user service to do it).
     pub fn new() -> Self {
-        Self {
+        let ns = Self {
             prefix: format!("test:{}:", Uuid::new_v4().simple()),
+        };
+        ns.mark_revocations_ready();
+        ns
+    }
+
+    /// Sets the key that says the revocation list is complete (see
+    /// [`crate::auth::revocations_ready_key`]).
+    pub fn mark_revocations_ready(&self) {
+        let key = format!("{}auth:revocations-ready", self.prefix);
+        if let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
+            let _: redis::RedisResult<()> = redis::cmd("SET").arg(&key).arg(1).query(&mut conn);
         }
     }
 

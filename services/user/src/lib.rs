@@ -4,6 +4,7 @@
 pub mod config;
 pub mod domain;
 mod passwords;
+pub mod revocations;
 mod routes;
 mod sessions;
 pub mod store;
@@ -88,6 +89,7 @@ impl App {
         .await?;
         let signer = Arc::new(TokenSigner::new(&settings.auth)?);
         let sessions = Sessions::new(
+            db.clone(),
             redis.clone(),
             Duration::from_secs(settings.auth.refresh_ttl_secs),
             Duration::from_secs(settings.auth.access_ttl_secs),
@@ -110,6 +112,17 @@ impl App {
         let mut workers = Workers::new();
         // The config file is watched: live keys apply at once, the others at the next restart.
         let live = Live::start(&mut workers, settings.clone(), live_keys(SERVICE));
+        // The deny-list survives Redis losing its keys: restored from the database at once,
+        // and whenever it goes missing.
+        let (keeper_db, keeper_redis) = (db.clone(), redis.clone());
+        workers.spawn_loop("revocations", move |stop| {
+            revocations::keep(
+                keeper_db.clone(),
+                keeper_redis.clone(),
+                Duration::from_secs(1),
+                stop,
+            )
+        });
         let state = AppState {
             db: db.clone(),
             redis: redis.clone(),

@@ -30,6 +30,8 @@ return fields
 
 #[derive(Debug, Clone)]
 pub struct Sessions {
+    /// Where revocations are recorded durably (`crate::revocations`).
+    db: sqlx::PgPool,
     redis: Redis,
     refresh_ttl: Duration,
     access_ttl: Duration,
@@ -53,8 +55,14 @@ fn token_hash(token: &str) -> String {
 }
 
 impl Sessions {
-    pub fn new(redis: Redis, refresh_ttl: Duration, access_ttl: Duration) -> Self {
+    pub fn new(
+        db: sqlx::PgPool,
+        redis: Redis,
+        refresh_ttl: Duration,
+        access_ttl: Duration,
+    ) -> Self {
         Self {
+            db,
             redis,
             refresh_ttl,
             access_ttl,
@@ -145,6 +153,13 @@ impl Sessions {
     /// Ends session `sid`: its refresh tokens are deleted and every access token issued in it
     /// is refused by every service from now on.
     pub async fn revoke(&self, user: Uuid, sid: Uuid) -> Result<(), ApiError> {
+        crate::revocations::record(
+            &self.db,
+            crate::revocations::Kind::Session,
+            sid,
+            self.access_ttl,
+        )
+        .await?;
         let mut conn = self.redis.conn();
         let hashes: Vec<String> = conn
             .smembers(self.family_key(sid))
@@ -186,6 +201,13 @@ impl Sessions {
 
     /// Refuses one access token until it would have expired anyway.
     pub async fn deny_access_token(&self, jti: Uuid, remaining_secs: u64) -> Result<(), ApiError> {
+        crate::revocations::record(
+            &self.db,
+            crate::revocations::Kind::Token,
+            jti,
+            Duration::from_secs(remaining_secs.max(1)),
+        )
+        .await?;
         self.redis
             .conn()
             .set_ex::<_, _, ()>(deny_key(&self.redis, jti), 1, remaining_secs.max(1))

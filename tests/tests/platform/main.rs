@@ -16,4 +16,5 @@ mod live;
 
 mod contract;
 mod platform;
+mod redis_loss;
 mod rotation;
