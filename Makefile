@@ -51,7 +51,7 @@ else
 	$(CARGO) test --locked --workspace --all-features --no-fail-fast
 endif
 
-# The whole fault suite (KOMMERCE_FAULTS=full): each service killed several times under load;
+# The whole fault suite (KOMMERCE_FAULTS=full): each fault three times under load;
 # the table goes to docs/reliability/last-run.md. A short smoke of it runs inside `make test`.
 test-faults: deps build
 	mkdir -p docs/reliability

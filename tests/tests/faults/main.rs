@@ -1,11 +1,12 @@
 //! The fault suite: the platform as separate OS processes (as `kommerce up` runs it), shoppers
 //! buying, cancelling and topping up without pause, and faults injected one kind at a time —
-//! `kill -9` of order, pay and item at seeded random moments, then started again. After each
+//! `kill -9` of order, pay and item at seeded random moments, then started again, and Redis
+//! losing every key of the platform. After each
 //! heals: every accepted payment ends in exactly one order or one refund, nothing is oversold,
 //! no outbox row is stuck, and `kommerce audit` (run as an SRE runs it) is clean.
 //!
-//! `KOMMERCE_FAULTS=smoke` (the default, inside `make test`): each service killed once under a
-//! small load. `KOMMERCE_FAULTS=full` (`make test-faults`): each killed several times, more
+//! `KOMMERCE_FAULTS=smoke` (the default, inside `make test`): each service killed once and the
+//! Redis keys lost once, under a small load. `KOMMERCE_FAULTS=full` (`make test-faults`): each killed several times, more
 //! shoppers, longer. `KOMMERCE_FAULTS_SEED` replays a run (the seed is printed);
 //! `KOMMERCE_FAULTS_OUT` names a file the table is written to.
 
@@ -273,7 +274,7 @@ async fn the_platform_heals_from_every_fault_and_the_books_stay_right() {
 
     let mut faults: Vec<&str> = Vec::new();
     for _ in 0..kills_each {
-        faults.extend(["order", "pay", "item"]);
+        faults.extend(["order", "pay", "item", "redis"]);
     }
     let mut rows = Vec::new();
     for (round, victim) in faults.iter().enumerate() {
@@ -298,12 +299,22 @@ async fn the_platform_heals_from_every_fault_and_the_books_stay_right() {
                 ))
             })
             .collect();
-        // At a random moment of the load, kill -9; a moment later, start it again.
+        // At a random moment of the load, kill -9 and, a moment later, start it again; or
+        // Redis loses every key of the platform (a restart without persistence), which
+        // nothing restarts: the platform heals by itself.
         tokio::time::sleep(Duration::from_millis(rng.random_range(200..load_ms))).await;
-        live.platform().kill(victim).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(rng.random_range(100..800))).await;
-        let healing = Instant::now();
-        live.platform().restart(victim).await.unwrap();
+        let healing = if *victim == "redis" {
+            let prefix = format!("{}:", live.opts.namespace.as_deref().unwrap());
+            let lost = lose_every_key(&prefix);
+            println!("Redis lost {lost} keys");
+            Instant::now()
+        } else {
+            live.platform().kill(victim).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(rng.random_range(100..800))).await;
+            let healing = Instant::now();
+            live.platform().restart(victim).await.unwrap();
+            healing
+        };
         tokio::time::sleep(Duration::from_millis(load_ms / 2)).await;
         stop.store(true, Ordering::SeqCst);
         for task in load {
@@ -328,7 +339,11 @@ async fn the_platform_heals_from_every_fault_and_the_books_stay_right() {
         )
         .await;
         rows.push(Row {
-            fault: format!("kill -9 {victim}"),
+            fault: if *victim == "redis" {
+                "Redis loses every key".to_owned()
+            } else {
+                format!("kill -9 {victim}")
+            },
             sent: tally.sent.load(Ordering::SeqCst),
             accepted: tally.accepted.load(Ordering::SeqCst),
             clear: tally.clear.load(Ordering::SeqCst),
@@ -373,4 +388,19 @@ async fn eventually_clean(live: &Live) -> (Option<i32>, String) {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Deletes every Redis key of the platform (its key prefix): what a Redis restart without
+/// persistence does to it, leaving other tests' keys alone.
+fn lose_every_key(prefix: &str) -> usize {
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query(&mut conn)
+        .unwrap();
+    if !keys.is_empty() {
+        let _: u64 = redis::cmd("DEL").arg(&keys).query(&mut conn).unwrap();
+    }
+    keys.len()
 }
