@@ -1,5 +1,5 @@
 //! `kommerce audit`: whether money, orders and stock still add up, read-only, across the
-//! services' databases and the broker.
+//! services' databases and the broker (ADR 0016).
 //!
 //! [`gather`] reads the facts (pay's payments, refunds and wallets; order's orders; item's
 //! stock, ledger and reservations; every service's outbox; consumer positions against the

@@ -1,4 +1,4 @@
-//! `kommerce dlq list|show|replay <topic>`: what waits in `<topic>.dlq` and why (the headers
+//! `kommerce dlq list|show|replay <topic>` (ADR 0016): what waits in `<topic>.dlq` and why (the headers
 //! the consumer wrote when it gave up), and putting it back on the topic it came from.
 //!
 //! Replaying is safe because every consumer is idempotent (its inbox): a message applied once

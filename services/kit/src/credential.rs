@@ -1,4 +1,4 @@
-//! Service credentials for the internal APIs (`/internal/v1/...`, ADR 0013).
+//! Service credentials for the internal APIs (`/internal/v1/...`, ADR 0014).
 //!
 //! Every service (and the `kommerce` command) has an Ed25519 key pair of its own: the private
 //! key in its configuration (`auth.service_key`, a Secret in a cluster), the public keys of

@@ -1,4 +1,4 @@
-//! The API contract, derived from the code: every handler carries a `#[utoipa::path]`
+//! The API contract, derived from the code (ADR 0013): every handler carries a `#[utoipa::path]`
 //! annotation next to its signature, every body type derives `ToSchema`, and each service's
 //! router is an [`OpenApiRouter`] built with [`routes!`] — a route cannot be served without
 //! being documented, because the annotation *is* what registers it.

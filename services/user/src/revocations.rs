@@ -1,4 +1,4 @@
-//! The deny-list's durable copy (issue 18): every revoked access token (logout) and session
+//! The deny-list's durable copy (ADR 0018): every revoked access token (logout) and session
 //! (refresh-token reuse, password change) is recorded in PostgreSQL before Redis, and a worker
 //! restores the Redis keys whenever Redis has lost them — it then sets
 //! `auth:revocations-ready`, without which every service refuses to judge a token (503)

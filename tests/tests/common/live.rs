@@ -325,3 +325,65 @@ impl Live {
         }
     }
 }
+
+impl Live {
+    /// The status of `GET path` with `token` for each of `paths`, through the router.
+    pub(crate) async fn statuses(&self, token: &str, paths: &[&str]) -> Vec<StatusCode> {
+        let mut out = Vec::new();
+        for path in paths {
+            let r = self
+                .http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            out.push(r.status());
+        }
+        out
+    }
+
+    /// A fresh access token for `email`, from a login through the router.
+    pub(crate) async fn login(&self, email: &str, password: &str) -> String {
+        let r: Value = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A customer account made through the API.
+    pub(crate) async fn sign_up(&self, email: &str, password: &str) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/users", self.base))
+            .json(&json!({"email": email, "password": password,
+                          "name": "Tester", "phone": "+15550100"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+
+    /// Deletes every Redis key of this platform (its key prefix): what a Redis restart without
+    /// persistence does to it, leaving other tests' keys alone. Returns how many there were.
+    pub(crate) fn lose_every_redis_key(&self) -> usize {
+        let prefix = format!("{}:", self.opts.namespace.as_deref().unwrap());
+        let client = redis::Client::open(self.opts.redis_url.as_str()).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query(&mut conn)
+            .unwrap();
+        if !keys.is_empty() {
+            let _: u64 = redis::cmd("DEL").arg(&keys).query(&mut conn).unwrap();
+        }
+        keys.len()
+    }
+}

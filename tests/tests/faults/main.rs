@@ -8,7 +8,8 @@
 //! `KOMMERCE_FAULTS=smoke` (the default, inside `make test`): each service killed once and the
 //! Redis keys lost once, under a small load. `KOMMERCE_FAULTS=full` (`make test-faults`): each killed several times, more
 //! shoppers, longer. `KOMMERCE_FAULTS_SEED` replays a run (the seed is printed);
-//! `KOMMERCE_FAULTS_OUT` names a file the table is written to.
+//! `KOMMERCE_FAULTS_OUT` names a file the table is written to; `KOMMERCE_FAULTS_DEBUG` prints
+//! every refused request.
 
 #![allow(
     clippy::unwrap_used,
@@ -304,8 +305,7 @@ async fn the_platform_heals_from_every_fault_and_the_books_stay_right() {
         // nothing restarts: the platform heals by itself.
         tokio::time::sleep(Duration::from_millis(rng.random_range(200..load_ms))).await;
         let healing = if *victim == "redis" {
-            let prefix = format!("{}:", live.opts.namespace.as_deref().unwrap());
-            let lost = lose_every_key(&prefix);
+            let lost = live.lose_every_redis_key();
             println!("Redis lost {lost} keys");
             Instant::now()
         } else {
@@ -388,19 +388,4 @@ async fn eventually_clean(live: &Live) -> (Option<i32>, String) {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-/// Deletes every Redis key of the platform (its key prefix): what a Redis restart without
-/// persistence does to it, leaving other tests' keys alone.
-fn lose_every_key(prefix: &str) -> usize {
-    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
-    let mut conn = client.get_connection().unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query(&mut conn)
-        .unwrap();
-    if !keys.is_empty() {
-        let _: u64 = redis::cmd("DEL").arg(&keys).query(&mut conn).unwrap();
-    }
-    keys.len()
 }

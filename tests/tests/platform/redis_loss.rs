@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::live::Live;
 
@@ -13,47 +13,7 @@ use crate::live::Live;
 const READS: [&str; 3] = ["/api/v1/users/me", "/api/v1/wallet", "/api/v1/cart"];
 
 async fn login(live: &Live) -> String {
-    let r: Value = live
-        .http
-        .post(format!("{}/api/v1/auth/login", live.base))
-        .json(&json!({"email": "redis@example.com", "password": "forget-me-not-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn statuses(live: &Live, token: &str) -> Vec<StatusCode> {
-    let mut out = Vec::new();
-    for path in READS {
-        let r = live
-            .http
-            .get(format!("{}{path}", live.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        out.push(r.status());
-    }
-    out
-}
-
-/// Deletes every Redis key of this platform (its key prefix): what a Redis restart without
-/// persistence does to it, without touching other tests' keys.
-fn lose_every_key(prefix: &str) -> usize {
-    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
-    let mut conn = client.get_connection().unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query(&mut conn)
-        .unwrap();
-    if !keys.is_empty() {
-        let _: u64 = redis::cmd("DEL").arg(&keys).query(&mut conn).unwrap();
-    }
-    keys.len()
+    live.login("redis@example.com", "forget-me-not-1").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,34 +40,34 @@ async fn a_logout_stays_a_logout_when_redis_loses_every_key() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(
-        statuses(&live, &gone)
+        live.statuses(&gone, &READS)
             .await
             .iter()
             .all(|s| *s == StatusCode::UNAUTHORIZED)
     );
     assert!(
-        statuses(&live, &kept)
+        live.statuses(&kept, &READS)
             .await
             .iter()
             .all(|s| *s == StatusCode::OK)
     );
 
-    let prefix = format!("{}:", live.opts.namespace.as_deref().unwrap());
-    let lost = lose_every_key(&prefix);
+    let lost = live.lose_every_redis_key();
     assert!(lost > 0, "the platform had keys in Redis");
     // From the loss on, the logged-out token is never accepted anywhere: refused (401) or,
     // while the list is being restored, not judged (503) — until the kept token works again.
     let started = Instant::now();
     let mut not_judged = 0;
     loop {
-        for status in statuses(&live, &gone).await {
+        for status in live.statuses(&gone, &READS).await {
             assert!(
                 status == StatusCode::UNAUTHORIZED || status == StatusCode::SERVICE_UNAVAILABLE,
                 "a logged-out token was answered {status} after Redis lost its keys"
             );
             not_judged += usize::from(status == StatusCode::SERVICE_UNAVAILABLE);
         }
-        if statuses(&live, &kept)
+        if live
+            .statuses(&kept, &READS)
             .await
             .iter()
             .all(|s| *s == StatusCode::OK)
@@ -125,7 +85,7 @@ async fn a_logout_stays_a_logout_when_redis_loses_every_key() {
         started.elapsed().as_secs_f64()
     );
     assert!(
-        statuses(&live, &gone)
+        live.statuses(&gone, &READS)
             .await
             .iter()
             .all(|s| *s == StatusCode::UNAUTHORIZED)

@@ -33,21 +33,6 @@ fn kid(token: &str) -> String {
         .expect("tokens name their key")
 }
 
-async fn statuses(live: &Live, token: &str) -> Vec<StatusCode> {
-    let mut out = Vec::new();
-    for path in READS {
-        let r = live
-            .http
-            .get(format!("{}{path}", live.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        out.push(r.status());
-    }
-    out
-}
-
 async fn published(live: &Live) -> Vec<String> {
     let doc: Value = live
         .http
@@ -67,17 +52,7 @@ async fn published(live: &Live) -> Vec<String> {
 }
 
 async fn login(live: &Live) -> String {
-    let r: Value = live
-        .http
-        .post(format!("{}/api/v1/auth/login", live.base))
-        .json(&json!({"email": "rotation@example.com", "password": "rotate-me-please"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["access_token"].as_str().unwrap().to_owned()
+    live.login("rotation@example.com", "rotate-me-please").await
 }
 
 /// The key file as the kubelet updates a mounted Secret: a new file moved into place.
@@ -122,7 +97,7 @@ async fn the_signing_key_is_rotated_while_requests_flow_without_a_refused_valid_
         async move {
             while !stop.load(Ordering::SeqCst) {
                 let token = current.read().await.clone();
-                for status in statuses(&live, &token).await {
+                for status in live.statuses(&token, &READS).await {
                     if status == StatusCode::OK {
                         served.fetch_add(1, Ordering::SeqCst);
                     } else {
@@ -152,13 +127,13 @@ async fn the_signing_key_is_rotated_while_requests_flow_without_a_refused_valid_
     let new = login(&live).await;
     *current.write().await = new.clone();
     assert!(
-        statuses(&live, &new)
+        live.statuses(&new, &READS)
             .await
             .iter()
             .all(|s| *s == StatusCode::OK)
     );
     assert!(
-        statuses(&live, &old)
+        live.statuses(&old, &READS)
             .await
             .iter()
             .all(|s| *s == StatusCode::OK)
@@ -172,7 +147,7 @@ async fn the_signing_key_is_rotated_while_requests_flow_without_a_refused_valid_
     })
     .await;
     eventually("every service refuses A's tokens", LIMIT, || async {
-        statuses(&live, &old)
+        live.statuses(&old, &READS)
             .await
             .iter()
             .all(|s| *s == StatusCode::UNAUTHORIZED)
