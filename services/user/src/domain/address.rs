@@ -9,11 +9,13 @@ use super::Phone;
 pub const MAX_ADDRESSES: i64 = 20;
 
 fn postal_code(input: &str) -> Result<String, String> {
-    let t = text(input, 2, 12)?.to_uppercase();
+    let t = text(input, 2, 12)?;
+    // Checked before upper-casing: Unicode case mapping grows some letters into several
+    // ASCII ones ("ß" → "SS", "ﬃ" → "FFI"), which let longer codes than allowed be stored.
     if t.chars()
         .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
     {
-        Ok(t)
+        Ok(t.to_ascii_uppercase())
     } else {
         Err("must contain only letters, digits, spaces and dashes".into())
     }
@@ -262,6 +264,17 @@ impl TryFrom<AddressPatchBody> for AddressPatch {
 
 #[cfg(test)]
 mod tests {
+    /// Found while documenting the API: such codes were stored longer than the documented 12
+    /// characters (a response the schema refuses). A postal code is checked as given, before
+    /// it is upper-cased.
+    #[test]
+    fn a_postal_code_that_upper_cases_into_more_letters_is_refused() {
+        for grows in ["ßßßßßßß", "ﬃﬃﬃﬃﬃ", "ßb"] {
+            assert!(super::postal_code(grows).is_err(), "{grows}");
+        }
+        assert_eq!(super::postal_code(" sw1y 4jh ").unwrap(), "SW1Y 4JH");
+    }
+
     use super::*;
 
     fn body() -> AddressBody {
