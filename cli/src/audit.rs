@@ -502,7 +502,7 @@ pub struct Sources {
     /// Every service's database with an outbox: (service, pool).
     pub outboxes: Vec<(String, PgPool)>,
     /// The broker and the topic namespace, when the broker is to be asked.
-    pub kafka: Option<(String, String)>,
+    pub kafka: Option<crate::dlq::Broker>,
 }
 
 impl Sources {
@@ -514,10 +514,7 @@ impl Sources {
         kafka: Option<&str>,
     ) -> anyhow::Result<Self> {
         let pool = |service: &str| {
-            let name = match namespace {
-                Some(ns) => format!("kommerce_{ns}_{service}"),
-                None => format!("kommerce_{service}"),
-            };
+            let name = crate::supervisor::database_name_in(namespace, service);
             let url = kommerce_kit::db::with_database_name(database_url, &name);
             sqlx::postgres::PgPoolOptions::new()
                 .max_connections(2)
@@ -535,7 +532,10 @@ impl Sources {
             order: pool("order")?,
             item: pool("item")?,
             outboxes,
-            kafka: kafka.map(|k| (k.to_owned(), namespace.unwrap_or_default().to_owned())),
+            kafka: kafka.map(|k| crate::dlq::Broker {
+                bootstrap: k.to_owned(),
+                namespace: namespace.unwrap_or_default().to_owned(),
+            }),
         })
     }
 }
@@ -719,7 +719,7 @@ pub async fn gather(s: &Sources) -> anyhow::Result<Facts> {
         });
     }
 
-    if let Some((bootstrap, namespace)) = &s.kafka {
+    if let Some(broker_at) = &s.kafka {
         let mut positions: Vec<(String, String, i32, i64)> = Vec::new();
         for (_, pool) in &s.outboxes {
             let rows: Vec<(String, String, i32, i64)> = sqlx::query_as(
@@ -729,7 +729,7 @@ pub async fn gather(s: &Sources) -> anyhow::Result<Facts> {
             .await?;
             positions.extend(rows);
         }
-        let (lag, dead) = broker(bootstrap, namespace, &positions).await?;
+        let (lag, dead) = broker(broker_at, &positions).await?;
         facts.lag = Some(lag);
         facts.dead_letters = Some(dead);
     }
@@ -813,40 +813,27 @@ const TOPICS: [&str; 3] = [
 /// Consumer lag per (group, topic) from the stored positions against the high watermarks,
 /// and the size of each dead-letter topic.
 async fn broker(
-    bootstrap: &str,
-    namespace: &str,
+    broker: &crate::dlq::Broker,
     positions: &[(String, String, i32, i64)],
 ) -> anyhow::Result<(Vec<LagFact>, Vec<(String, i64)>)> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let bootstrap = bootstrap.to_owned();
-    let namespace = namespace.to_owned();
+    let broker = broker.clone();
     let positions = positions.to_vec();
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
+            .set("bootstrap.servers", &broker.bootstrap)
             .create()?;
         let timeout = Duration::from_secs(5);
-        let qualify = |t: &str| {
-            if namespace.is_empty() {
-                t.to_owned()
-            } else {
-                format!("{namespace}.{t}")
-            }
-        };
         let mut lag: BTreeMap<(String, String), i64> = BTreeMap::new();
         for (group, topic, partition, next) in positions {
             let (_, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
             *lag.entry((group, topic)).or_default() += (high - next).max(0);
         }
         // What waits in each dead-letter topic: past the replay mark (`kommerce dlq`).
-        let broker = crate::dlq::Broker {
-            bootstrap: bootstrap.clone(),
-            namespace: namespace.clone(),
-        };
         let mut dead = Vec::new();
         for topic in TOPICS {
             let waiting = crate::dlq::waiting(&broker, topic)?;
-            dead.push((qualify(&format!("{topic}.dlq")), waiting));
+            dead.push((broker.topic(&format!("{topic}.dlq")), waiting));
         }
         let lag = lag
             .into_iter()

@@ -30,11 +30,7 @@ pub struct Broker {
 impl Broker {
     /// `topic` (`payments`) as the platform names it.
     pub fn topic(&self, topic: &str) -> String {
-        if self.namespace.is_empty() {
-            topic.to_owned()
-        } else {
-            format!("{}.{topic}", self.namespace)
-        }
+        kommerce_kit::config::qualified(&self.namespace, topic)
     }
 
     fn consumer(&self) -> anyhow::Result<BaseConsumer> {

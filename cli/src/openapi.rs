@@ -30,11 +30,13 @@ pub fn public_document() -> OpenApi {
 
 /// `(file name, contents)` of everything `kommerce openapi` writes.
 pub fn files() -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = documents()
+    let (names, docs): (Vec<&str>, Vec<OpenApi>) = documents().into_iter().unzip();
+    let mut out: Vec<(String, String)> = names
         .iter()
+        .zip(&docs)
         .map(|(name, doc)| (format!("{name}.json"), to_json(doc)))
         .collect();
-    out.push((PUBLIC.to_owned(), to_json(&public_document())));
+    out.push((PUBLIC.to_owned(), to_json(&public(&docs))));
     out
 }
 

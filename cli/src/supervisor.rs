@@ -47,15 +47,20 @@ pub struct UpOptions {
 
 impl UpOptions {
     pub fn database_name(&self, service: &ServiceSpec) -> String {
-        match &self.namespace {
-            Some(ns) => format!("kommerce_{ns}_{}", service.name),
-            None => database_name(service),
-        }
+        database_name_in(self.namespace.as_deref(), service.name)
     }
 }
 
 pub fn database_name(service: &ServiceSpec) -> String {
-    format!("kommerce_{}", service.name)
+    database_name_in(None, service.name)
+}
+
+/// `service`'s database: `kommerce_<service>`, or `kommerce_<namespace>_<service>`.
+pub fn database_name_in(namespace: Option<&str>, service: &str) -> String {
+    match namespace {
+        Some(ns) => format!("kommerce_{ns}_{service}"),
+        None => format!("kommerce_{service}"),
+    }
 }
 
 /// Creates each service's database if missing and runs its migrations.

@@ -206,11 +206,16 @@ impl KafkaSettings {
     }
 
     fn qualify(&self, name: &str) -> String {
-        if self.namespace.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{}.{name}", self.namespace)
-        }
+        qualified(&self.namespace, name)
+    }
+}
+
+/// `name` (a topic, a group) in `namespace`: `<namespace>.<name>`, or `name` without one.
+pub fn qualified(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{namespace}.{name}")
     }
 }
 

@@ -214,18 +214,50 @@ pub fn test_service_key() -> (String, String) {
         .clone()
 }
 
-/// The credential a test sends with `method path` to `audience`, whose routes' callers are
-/// `policy` (`Policy::from_document(&kommerce_x::openapi())`): from the first caller the route
-/// names, as that caller would send it; `None` for a route that needs none.
-pub fn internal_credential(
-    policy: &crate::credential::Policy,
-    audience: &str,
-    method: &reqwest::Method,
-    path: &str,
-) -> Option<String> {
-    let method: axum::http::Method = method.as_str().parse().ok()?;
-    let caller = policy.callers_of_path(&method, path)?.first()?;
-    Some(service_credential(caller, audience))
+/// A service's internal routes as its tests call them: each request carries the credential
+/// of the first caller its route names in the service's document — the callers read once from
+/// `document` (the service's `openapi`), as the service's own guard reads them.
+///
+/// `static CALLERS: InternalCallers = InternalCallers::new("item", kommerce_item::openapi);`
+#[derive(Debug)]
+pub struct InternalCallers {
+    service: &'static str,
+    document: fn() -> utoipa::openapi::OpenApi,
+    policy: std::sync::OnceLock<crate::credential::Policy>,
+}
+
+impl InternalCallers {
+    pub const fn new(service: &'static str, document: fn() -> utoipa::openapi::OpenApi) -> Self {
+        Self {
+            service,
+            document,
+            policy: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `request` (to `method path`) with the credential its route needs, if any.
+    pub fn attach(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: &reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        let policy = self
+            .policy
+            .get_or_init(|| crate::credential::Policy::from_document(&(self.document)()));
+        let caller = method
+            .as_str()
+            .parse::<axum::http::Method>()
+            .ok()
+            .and_then(|m| policy.callers_of_path(&m, path)?.first().cloned());
+        match caller {
+            Some(caller) => request.header(
+                crate::credential::HEADER,
+                service_credential(&caller, self.service),
+            ),
+            None => request,
+        }
+    }
 }
 
 /// A service credential `caller` → `audience`, as [`auth_settings`] services accept.

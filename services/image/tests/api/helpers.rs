@@ -23,10 +23,8 @@ pub struct User {
 }
 
 /// Who calls the service's internal routes, from its document: tests call them as those do.
-static CALLERS: std::sync::LazyLock<kommerce_kit::credential::Policy> =
-    std::sync::LazyLock::new(|| {
-        kommerce_kit::credential::Policy::from_document(&kommerce_image::openapi())
-    });
+static CALLERS: kommerce_kit::testing::InternalCallers =
+    kommerce_kit::testing::InternalCallers::new("image", kommerce_image::openapi);
 
 pub struct TestApp {
     pub base: String,
@@ -123,14 +121,9 @@ impl TestApp {
 
     /// A request to an internal route, with the credential of the first service its document
     /// names as a caller (item).
-    pub fn internal(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let credential =
-            kommerce_kit::testing::internal_credential(&CALLERS, "image", &method, path);
-        let r = self.http.request(method, self.url(path));
-        match credential {
-            Some(c) => r.header(kommerce_kit::credential::HEADER, c),
-            None => r,
-        }
+    pub fn internal(&self, method: &reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method.clone(), self.url(path));
+        CALLERS.attach(r, method, path)
     }
 
     fn form(bytes: Vec<u8>, file_name: &str, mime: &str) -> Form {

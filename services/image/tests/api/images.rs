@@ -393,7 +393,7 @@ async fn only_the_uploader_replaces_and_the_uploader_or_an_admin_deletes() {
 }
 
 async fn attach(app: &TestApp, id: &str, user: Uuid, kind: &str, owner: Uuid) -> StatusCode {
-    app.internal(Method::POST, &format!("/internal/v1/images/{id}/attach"))
+    app.internal(&Method::POST, &format!("/internal/v1/images/{id}/attach"))
         .json(&json!({"user_id": user, "kind": kind, "owner_id": owner}))
         .send()
         .await
@@ -448,7 +448,7 @@ async fn attaching_takes_the_uploaders_own_image_once_and_owners_delete_theirs()
 
     // A compensation detaches; deleting the review deletes its images, idempotently.
     let detach = app
-        .internal(Method::POST, &format!("/internal/v1/images/{id}/detach"))
+        .internal(&Method::POST, &format!("/internal/v1/images/{id}/detach"))
         .json(&json!({"kind": "review", "owner_id": review}))
         .send()
         .await
@@ -461,7 +461,7 @@ async fn attaching_takes_the_uploaders_own_image_once_and_owners_delete_theirs()
     let other = app.upload(encoded(ImageFormat::Png, 10, 10), "b.png").await;
     let path = format!("/internal/v1/images?kind=review&owner_id={review}");
     for expected in [1, 0] {
-        let r = app.internal(Method::DELETE, &path).send().await.unwrap();
+        let r = app.internal(&Method::DELETE, &path).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.json::<Value>().await.unwrap()["deleted"], expected);
     }
@@ -469,7 +469,7 @@ async fn attaching_takes_the_uploaders_own_image_once_and_owners_delete_theirs()
     let other_id = other["id"].as_str().unwrap();
     for _ in 0..2 {
         let r = app
-            .internal(Method::DELETE, &format!("/internal/v1/images/{other_id}"))
+            .internal(&Method::DELETE, &format!("/internal/v1/images/{other_id}"))
             .send()
             .await
             .unwrap();
@@ -486,7 +486,7 @@ async fn the_internal_delete_of_something_that_is_not_an_id_is_a_404() {
     let kept = app.upload(encoded(ImageFormat::Png, 10, 10), "a.png").await;
     for not_an_id in ["null%2Cnull", "1", "not-an-id"] {
         let r = app
-            .internal(Method::DELETE, &format!("/internal/v1/images/{not_an_id}"))
+            .internal(&Method::DELETE, &format!("/internal/v1/images/{not_an_id}"))
             .send()
             .await
             .unwrap();

@@ -21,10 +21,8 @@ use uuid::Uuid;
 pub const INSTANCE: &str = "item-test-1";
 
 /// Who calls the service's internal routes, from its document: tests call them as those do.
-static CALLERS: std::sync::LazyLock<kommerce_kit::credential::Policy> =
-    std::sync::LazyLock::new(|| {
-        kommerce_kit::credential::Policy::from_document(&kommerce_item::openapi())
-    });
+static CALLERS: kommerce_kit::testing::InternalCallers =
+    kommerce_kit::testing::InternalCallers::new("item", kommerce_item::openapi);
 
 pub struct TestApp {
     pub base: String,
@@ -116,10 +114,7 @@ impl TestApp {
         body: Option<&Value>,
     ) -> Response {
         let mut r = self.http.request(method.clone(), self.url(path));
-        if let Some(c) = kommerce_kit::testing::internal_credential(&CALLERS, "item", &method, path)
-        {
-            r = r.header(kommerce_kit::credential::HEADER, c);
-        }
+        r = CALLERS.attach(r, &method, path);
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }

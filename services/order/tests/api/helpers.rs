@@ -216,10 +216,8 @@ impl PayStub {
 }
 
 /// Who calls the service's internal routes, from its document: tests call them as those do.
-static CALLERS: std::sync::LazyLock<kommerce_kit::credential::Policy> =
-    std::sync::LazyLock::new(|| {
-        kommerce_kit::credential::Policy::from_document(&kommerce_order::openapi())
-    });
+static CALLERS: kommerce_kit::testing::InternalCallers =
+    kommerce_kit::testing::InternalCallers::new("order", kommerce_order::openapi);
 
 pub struct TestApp {
     pub base: String,
@@ -314,11 +312,7 @@ impl TestApp {
         let mut r = self
             .http
             .request(method.clone(), format!("{}{path}", self.base));
-        if let Some(c) =
-            kommerce_kit::testing::internal_credential(&CALLERS, "order", &method, path)
-        {
-            r = r.header(kommerce_kit::credential::HEADER, c);
-        }
+        r = CALLERS.attach(r, &method, path);
         if let Some(u) = user {
             r = r.bearer_auth(&u.token);
         }

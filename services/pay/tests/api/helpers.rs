@@ -186,10 +186,8 @@ impl Peers {
 }
 
 /// Who calls the service's internal routes, from its document: tests call them as those do.
-static CALLERS: std::sync::LazyLock<kommerce_kit::credential::Policy> =
-    std::sync::LazyLock::new(|| {
-        kommerce_kit::credential::Policy::from_document(&kommerce_pay::openapi())
-    });
+static CALLERS: kommerce_kit::testing::InternalCallers =
+    kommerce_kit::testing::InternalCallers::new("pay", kommerce_pay::openapi);
 
 pub struct TestApp {
     pub base: String,
@@ -352,11 +350,7 @@ impl TestApp {
 
     pub async fn get(&self, path: &str, s: Option<&Shopper>) -> reqwest::Response {
         let mut r = self.http.get(self.url(path));
-        if let Some(c) =
-            kommerce_kit::testing::internal_credential(&CALLERS, "pay", &reqwest::Method::GET, path)
-        {
-            r = r.header(kommerce_kit::credential::HEADER, c);
-        }
+        r = CALLERS.attach(r, &reqwest::Method::GET, path);
         if let Some(s) = s {
             r = r.bearer_auth(&s.token);
         }

@@ -11,10 +11,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 /// Who calls the service's internal routes, from its document: tests call them as those do.
-static CALLERS: std::sync::LazyLock<kommerce_kit::credential::Policy> =
-    std::sync::LazyLock::new(|| {
-        kommerce_kit::credential::Policy::from_document(&kommerce_user::openapi())
-    });
+static CALLERS: kommerce_kit::testing::InternalCallers =
+    kommerce_kit::testing::InternalCallers::new("user", kommerce_user::openapi);
 
 struct TestApp {
     base: String,
@@ -86,14 +84,7 @@ impl TestApp {
 
     async fn get(&self, path: &str, token: Option<&str>) -> Response {
         let mut r = self.http.get(self.url(path));
-        if let Some(c) = kommerce_kit::testing::internal_credential(
-            &CALLERS,
-            "user",
-            &reqwest::Method::GET,
-            path,
-        ) {
-            r = r.header(kommerce_kit::credential::HEADER, c);
-        }
+        r = CALLERS.attach(r, &reqwest::Method::GET, path);
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }
