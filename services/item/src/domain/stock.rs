@@ -1,7 +1,10 @@
-//! Stock requests and the spin lock's backoff, all pure. The stock-pool policy itself (the
+//! Stock requests, the spin lock's backoff and the database's last word on a batch, all pure. The stock-pool policy itself (the
 //! live-config contract in docs/stockpool-contract.md) is `kommerce_contracts::stock_pool`.
 
+use std::collections::HashMap;
 use std::time::Duration;
+
+pub use kommerce_contracts::item::{RefusalReason, RefusedLine};
 
 pub use kommerce_contracts::item::{ReservationLine, ReservationRequest};
 use kommerce_contracts::money::Quantity;
@@ -126,9 +129,72 @@ pub fn full_jitter(policy: &PoolPolicy, attempt: u32, unit: f64) -> Duration {
     Duration::from_millis(ms.max(1))
 }
 
+/// The lines `available` (units per item) does not cover, each named with what there is.
+pub fn short_lines<S: std::hash::BuildHasher>(
+    available: &HashMap<Uuid, i64, S>,
+    lines: &[Line],
+) -> Vec<RefusedLine> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let have = available.get(&l.item_id).copied().unwrap_or(0);
+            (have < i64::from(l.qty)).then_some(RefusedLine {
+                item_id: l.item_id,
+                reason: RefusalReason::InsufficientStock,
+                requested: l.qty,
+                available: Some(have.max(0)),
+            })
+        })
+        .collect()
+}
+
+/// Takes one reservation's lines out of `available` (units per item, as PostgreSQL has them
+/// under lock) if every line is covered; otherwise changes nothing and names each line that is
+/// not. Applied to a batch in order, it admits reservations whole or not at all and never more
+/// than there is — whatever the Redis gate believed.
+pub fn take<S: std::hash::BuildHasher>(
+    available: &mut HashMap<Uuid, i64, S>,
+    lines: &[Line],
+) -> Result<(), Vec<RefusedLine>> {
+    let short = short_lines(available, lines);
+    if !short.is_empty() {
+        return Err(short);
+    }
+    for l in lines {
+        if let Some(have) = available.get_mut(&l.item_id) {
+            *have -= i64::from(l.qty);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_takes_whole_reservations_and_never_more_than_there_is() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let line = |item_id, qty| Line {
+            item_id,
+            qty: Quantity::new(qty),
+        };
+        let mut available = HashMap::from([(a, 3), (b, 1)]);
+        assert_eq!(take(&mut available, &[line(a, 2), line(b, 1)]), Ok(()));
+        // b is gone: the whole reservation is refused, and a keeps its unit.
+        let refused = take(&mut available, &[line(a, 1), line(b, 1)]).unwrap_err();
+        assert_eq!(refused.len(), 1);
+        assert_eq!((refused[0].item_id, refused[0].available), (b, Some(0)));
+        assert_eq!(available[&a], 1);
+        assert_eq!(take(&mut available, &[line(a, 1)]), Ok(()));
+        assert!(take(&mut available, &[line(a, 1)]).is_err());
+        // An item PostgreSQL does not have covers nothing.
+        let unknown = Uuid::from_u128(9);
+        assert_eq!(
+            take(&mut available, &[line(unknown, 1)]).unwrap_err()[0].available,
+            Some(0)
+        );
+    }
 
     #[test]
     fn reservations_are_sorted_and_checked() {

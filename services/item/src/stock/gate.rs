@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::counters::{self, end, line_keys, run, shortages, unavailable};
-use super::writer::{Record, Writer};
+use super::writer::{Record, Recorded, Writer};
 use super::{Outcome, store};
 use crate::domain::stock::Reservation;
 
@@ -113,9 +113,16 @@ pub async fn reserve(
             return Ok(outcome);
         }
         let items: Vec<Uuid> = r.lines.iter().map(|l| l.item_id).collect();
-        reconcile(db, redis, &items)
-            .await
-            .map_err(ApiError::internal)?;
+        reconcile(db, redis, &items).await.map_err(|e| {
+            match e.downcast::<sqlx::Error>() {
+                Ok(db) => ApiError::from(*db),
+                // Redis: the gate's own store.
+                Err(other) if other.is::<redis::RedisError>() => {
+                    ApiError::unavailable("stock is temporarily unavailable; nothing was changed")
+                }
+                Err(other) => ApiError::internal(other),
+            }
+        })?;
     }
     tracing::warn!("stock counters not ready; reserving through the database guard");
     store::reserve_guarded(&mut *db.acquire().await?, redis, r).await
@@ -133,27 +140,44 @@ async fn record(
         lines: Some(r.lines.clone()),
     };
     match writer.record(record).await {
-        Ok(true) => {
+        Ok(Recorded::First) => {
             end(redis, &r.lines, false).await;
             Ok(Outcome::Reserved)
+        }
+        Ok(Recorded::Short(short)) => {
+            // The gate promised what PostgreSQL does not have (its counters were rebuilt while
+            // reservations were in flight, after Redis lost them): forget them, so the next
+            // reservation rebuilds them from the truth.
+            end(redis, &r.lines, false).await;
+            for line in &r.lines {
+                counters::forget(redis, line.item_id).await;
+            }
+            forget_marker(redis, r.id).await;
+            tracing::warn!(reservation = %r.id, "the stock gate promised more than there is; PostgreSQL refused");
+            metrics::counter!("stock_gate_overpromised_total").increment(1);
+            Ok(Outcome::Short(short))
         }
         outcome => {
             // Not recorded: give the units back and forget the reservation id.
             end(redis, &r.lines, true).await;
-            let forgot: redis::RedisResult<i64> = redis::cmd("DEL")
-                .arg(marker(redis, r.id))
-                .query_async(&mut redis.conn())
-                .await;
-            if let Err(e) = forgot {
-                tracing::warn!(error = %e, "reservation marker not removed; it expires");
-            }
+            forget_marker(redis, r.id).await;
             match outcome {
                 Ok(_) => Ok(store::answer(db, r.id)
                     .await?
                     .map_or(Outcome::Short(Vec::new()), Outcome::Repeat)),
-                Err(e) => Err(ApiError::internal(e)),
+                Err(e) => Err(e.into()),
             }
         }
+    }
+}
+
+async fn forget_marker(redis: &Redis, reservation: Uuid) {
+    let forgot: redis::RedisResult<i64> = redis::cmd("DEL")
+        .arg(marker(redis, reservation))
+        .query_async(&mut redis.conn())
+        .await;
+    if let Err(e) = forgot {
+        tracing::warn!(error = %e, "reservation marker not removed; it expires");
     }
 }
 

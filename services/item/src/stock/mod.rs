@@ -220,12 +220,7 @@ impl Stock {
             answer: refusal.clone(),
             lines: None,
         };
-        if self
-            .writer
-            .record(record)
-            .await
-            .map_err(ApiError::internal)?
-        {
+        if self.writer.record(record).await? == writer::Recorded::First {
             return Ok(refusal);
         }
         Ok(store::answer(&self.db, id).await?.unwrap_or(refusal))

@@ -176,19 +176,7 @@ pub(crate) async fn shortages(
 ) -> Result<Vec<Refusal>, ApiError> {
     let ids: Vec<Uuid> = lines.iter().map(|l| l.item_id).collect();
     let avail = available(db, &ids, false).await?;
-    let short: Vec<Refusal> = lines
-        .iter()
-        .filter_map(|l| {
-            let a = avail.get(&l.item_id).copied().unwrap_or(0);
-            (a < i64::from(l.qty)).then_some(Refusal {
-                item_id: l.item_id,
-                reason: RefusalReason::InsufficientStock,
-                requested: l.qty,
-                available: Some(a),
-            })
-        })
-        .collect();
-    Ok(short)
+    Ok(crate::domain::stock::short_lines(&avail, lines))
 }
 
 async fn insert_ledger(

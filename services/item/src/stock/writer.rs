@@ -2,14 +2,22 @@
 //! statement and one commit per batch, and every caller waits for the commit of its own batch
 //! before it answers — so batching costs no durability (an acknowledged reservation is
 //! committed), only the wait for the batch in front.
+//!
+//! PostgreSQL has the last word on a batch's reservations: under the lock of their items' rows
+//! it takes each from the available stock whole or not at all ([`take`]), so no state of the
+//! Redis gate — counters rebuilt after Redis lost its keys while reservations were in flight,
+//! say — can sell more than there is. One row lock per item per batch, not per reservation.
 
+use std::collections::HashSet;
+
+use kommerce_kit::http::ApiError;
 use kommerce_kit::workers::{StopSignal, Workers};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::Answer;
-use crate::domain::stock::Line;
+use super::{Answer, Refusal, store};
+use crate::domain::stock::{Line, take};
 
 /// The most rows one statement writes.
 const MAX_BATCH: usize = 512;
@@ -26,7 +34,55 @@ pub struct Record {
     pub lines: Option<Vec<Line>>,
 }
 
-type Reply = oneshot::Sender<Result<bool, String>>;
+/// What became of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// It is its id's first answer, committed.
+    First,
+    /// The id already had an answer; nothing was written.
+    Answered,
+    /// A reservation the stock in PostgreSQL does not cover: nothing was written.
+    Short(Vec<Refusal>),
+}
+
+/// Why a batch was not written: every record of it gets the same.
+#[derive(Debug, Clone)]
+pub struct Failed {
+    message: String,
+    /// The database could not be reached (a 503 to retry, not a 500).
+    unreachable: bool,
+}
+
+impl Failed {
+    fn stopped() -> Self {
+        Self {
+            message: "answer writer stopped".into(),
+            unreachable: true,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Failed {
+    fn from(e: sqlx::Error) -> Self {
+        Self {
+            unreachable: kommerce_kit::http::database_unreachable(&e),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<Failed> for ApiError {
+    fn from(f: Failed) -> Self {
+        if f.unreachable {
+            tracing::warn!(error = %f.message, "stock answers not written: database unreachable");
+            Self::database_unreachable()
+        } else {
+            Self::internal(f.message)
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Recorded, Failed>>;
 
 /// A handle to the writer task. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -49,15 +105,15 @@ impl Writer {
         Self { tx }
     }
 
-    /// Records `r` as its id's first answer. `Ok(true)` if it is (committed), `Ok(false)` if the
-    /// id already had an answer.
-    pub async fn record(&self, r: Record) -> Result<bool, String> {
+    /// Records `r` as its id's first answer, if it is the first and (for a reservation) the
+    /// stock covers it.
+    pub async fn record(&self, r: Record) -> Result<Recorded, Failed> {
         let (reply, wait) = oneshot::channel();
         self.tx
             .send((r, reply))
             .await
-            .map_err(|_| "answer writer stopped".to_owned())?;
-        wait.await.map_err(|_| "answer writer stopped".to_owned())?
+            .map_err(|_| Failed::stopped())?;
+        wait.await.map_err(|_| Failed::stopped())?
     }
 }
 
@@ -82,24 +138,73 @@ async fn run(db: PgPool, rx: Queue, stop: StopSignal) {
         #[allow(clippy::cast_precision_loss)]
         metrics::histogram!("stock_answer_batch_size").record(batch.len() as f64);
         metrics::histogram!("stock_answer_batch_seconds").record(started.elapsed().as_secs_f64());
-        for (record, reply) in batch.drain(..) {
-            let result = match &outcome {
-                Ok(claimed) => Ok(claimed.binary_search(&record.id).is_ok()),
-                Err(e) => Err(e.clone()),
-            };
-            let _ = reply.send(result);
+        match outcome {
+            Ok(outcomes) => {
+                for ((_, reply), recorded) in batch.drain(..).zip(outcomes) {
+                    let _ = reply.send(Ok(recorded));
+                }
+            }
+            Err(e) => {
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
         }
     }
 }
 
-/// Writes the batch; returns the ids it claimed, sorted.
-async fn write(db: &PgPool, batch: &[(Record, Reply)]) -> Result<Vec<Uuid>, String> {
+/// Writes the batch in one transaction; returns what became of each record, in batch order.
+async fn write(db: &PgPool, batch: &[(Record, Reply)]) -> Result<Vec<Recorded>, Failed> {
+    Ok(write_guarded(db, batch).await?)
+}
+
+async fn write_guarded(
+    db: &PgPool,
+    batch: &[(Record, Reply)],
+) -> Result<Vec<Recorded>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let mut outcomes: Vec<Option<Recorded>> = vec![None; batch.len()];
+    let mut items: Vec<uuid::Uuid> = batch
+        .iter()
+        .flat_map(|(r, _)| r.lines.iter().flatten().map(|l| l.item_id))
+        .collect();
+    items.sort_unstable();
+    items.dedup();
+    if !items.is_empty() {
+        // The lock first, in item-id order (as every stock change takes it); availability is
+        // read by the next statement, whose snapshot sees every batch committed before ours.
+        sqlx::query("SELECT 1 FROM items WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+            .bind(&items)
+            .execute(&mut *tx)
+            .await?;
+        let ids: Vec<uuid::Uuid> = batch.iter().map(|(r, _)| r.id).collect();
+        let answered: HashSet<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM reservations WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        let mut available = store::available(&mut *tx, &items, false).await?;
+        let mut seen = HashSet::new();
+        for ((r, _), outcome) in batch.iter().zip(outcomes.iter_mut()) {
+            let Some(lines) = &r.lines else { continue };
+            if answered.contains(&r.id) || !seen.insert(r.id) {
+                *outcome = Some(Recorded::Answered);
+            } else if let Err(short) = take(&mut available, lines) {
+                *outcome = Some(Recorded::Short(short));
+            }
+        }
+    }
     let mut ids = Vec::with_capacity(batch.len());
     let mut statuses = Vec::with_capacity(batch.len());
     let mut codes = Vec::with_capacity(batch.len());
     let mut answers = Vec::with_capacity(batch.len());
     let (mut line_ids, mut line_items, mut line_qtys) = (Vec::new(), Vec::new(), Vec::new());
-    for (r, _) in batch {
+    for ((r, _), outcome) in batch.iter().zip(&outcomes) {
+        if outcome.is_some() {
+            continue;
+        }
         ids.push(r.id);
         statuses.push(if r.lines.is_some() {
             "reserved"
@@ -114,7 +219,7 @@ async fn write(db: &PgPool, batch: &[(Record, Reply)]) -> Result<Vec<Uuid>, Stri
             line_qtys.push(l.qty.get());
         }
     }
-    let mut claimed: Vec<Uuid> = sqlx::query_scalar(
+    let mut claimed: Vec<uuid::Uuid> = sqlx::query_scalar(
         "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::jsonb[]) \
                         AS t(id, status, http_status, answer)), \
               r AS (INSERT INTO reservations (id, status, http_status, answer) \
@@ -134,9 +239,21 @@ async fn write(db: &PgPool, batch: &[(Record, Reply)]) -> Result<Vec<Uuid>, Stri
     .bind(&line_ids)
     .bind(&line_items)
     .bind(&line_qtys)
-    .fetch_all(db)
-    .await
-    .map_err(|e| e.to_string())?;
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
     claimed.sort_unstable();
-    Ok(claimed)
+    Ok(batch
+        .iter()
+        .zip(outcomes)
+        .map(|((r, _), outcome)| {
+            outcome.unwrap_or_else(|| {
+                if claimed.binary_search(&r.id).is_ok() {
+                    Recorded::First
+                } else {
+                    Recorded::Answered
+                }
+            })
+        })
+        .collect())
 }

@@ -292,6 +292,32 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Sets one of this app's Redis keys (under its prefix).
+    pub fn set_redis(&self, suffix: &str, value: i64) {
+        let _: () = redis::cmd("SET")
+            .arg(self.key(suffix))
+            .arg(value)
+            .query(&mut redis_conn())
+            .unwrap();
+    }
+
+    pub fn get_redis(&self, suffix: &str) -> Option<i64> {
+        redis::cmd("GET")
+            .arg(self.key(suffix))
+            .query(&mut redis_conn())
+            .unwrap()
+    }
+
+    /// Deletes one of this app's Redis keys; 1 if it existed.
+    pub fn delete_redis(&self, suffix: &str) -> i64 {
+        redis::cmd("DEL")
+            .arg(self.key(suffix))
+            .query(&mut redis_conn())
+            .unwrap()
+    }
+}
+
 pub use kommerce_kit::testing::{fields, problem};
 
 fn redis_conn() -> redis::Connection {

@@ -440,6 +440,102 @@ async fn a_redis_restart_loses_no_acknowledged_reservation_and_oversells_nothing
     app.assert_ledger_explains_stock().await;
 }
 
+/// What Redis losing its keys in the middle of reservations can leave behind: the gate's counter
+/// rebuilt from PostgreSQL while reservations it had already let through were not committed, so
+/// it promises more than there is. PostgreSQL still decides: exactly the stock is sold, the
+/// rest are refused naming the item, and the counter is rebuilt from the truth.
+#[tokio::test]
+async fn a_gate_that_promises_more_than_there_is_still_cannot_oversell() {
+    let app = TestApp::spawn().await;
+    app.strategy(Strategy::Reservation).await;
+    let cat = app.category("Hot", None).await;
+    let item = app.item(&cat, "Limited edition", 5000, 100).await;
+    // Warm the gate, then make it promise ten times the stock.
+    assert_eq!(
+        app.reserve_one(Uuid::new_v4(), &item, 1).await.0,
+        StatusCode::CREATED
+    );
+    app.set_redis(&format!("item:avail:{item}"), 1_000);
+    let results = join_all((0..1000).map(|_| app.reserve_one(Uuid::new_v4(), &item, 1))).await;
+    let created = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 99, "PostgreSQL sold exactly what was left");
+    let refused: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CONFLICT)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(refused.len(), 901);
+    assert!(
+        refused
+            .iter()
+            .all(|b| b["lines"][0]["item_id"] == item.as_str()
+                && b["lines"][0]["reason"] == "insufficient_stock"),
+        "{:?}",
+        refused.first()
+    );
+    assert_eq!(app.available(&item).await, 0);
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM reservations WHERE status = 'reserved'")
+            .await,
+        100
+    );
+    app.assert_ledger_explains_stock().await;
+    // The next attempt is refused by a counter rebuilt from PostgreSQL.
+    assert_eq!(
+        app.reserve_one(Uuid::new_v4(), &item, 1).await.0,
+        StatusCode::CONFLICT
+    );
+    eventually("the counter is rebuilt from the truth", || async {
+        app.get_redis(&format!("item:avail:{item}")) == Some(0)
+    })
+    .await;
+}
+
+/// The spin lock keeps contention off PostgreSQL; it is not what keeps stock right. Locks lost
+/// while their holders work (Redis emptied again and again) sell exactly the stock.
+#[tokio::test]
+async fn spin_locks_lost_mid_run_still_sell_exactly_the_stock() {
+    let app = TestApp::spawn().await;
+    app.strategy(Strategy::SpinLock).await;
+    let cat = app.category("Hot", None).await;
+    let item = app.item(&cat, "Limited edition", 5000, 100).await;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let buyers = async {
+        let r = join_all((0..600).map(|_| app.reserve_one(Uuid::new_v4(), &item, 1))).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        r
+    };
+    let losing = async {
+        let mut lost = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            lost += app.delete_redis(&format!("item:lock:{item}"));
+            tokio::task::yield_now().await;
+        }
+        lost
+    };
+    let (results, lost) = tokio::join!(buyers, losing);
+    assert!(
+        lost > 0,
+        "no lock was lost while held: the test proved nothing"
+    );
+    let created = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 100);
+    assert!(
+        results.iter().all(|(s, _)| *s == StatusCode::CREATED
+            || *s == StatusCode::CONFLICT
+            || *s == StatusCode::SERVICE_UNAVAILABLE),
+        "every other buyer was refused clearly"
+    );
+    assert_eq!(app.available(&item).await, 0);
+    app.assert_ledger_explains_stock().await;
+}
+
 #[tokio::test]
 async fn the_warm_reservation_gate_still_refuses_items_taken_off_sale() {
     let app = TestApp::spawn().await;
