@@ -215,6 +215,12 @@ fn spawn(
     if let (Some(bootstrap), true) = (&opts.kafka, spec.uses_kafka) {
         cmd.env("KOMMERCE_KAFKA__BOOTSTRAP_SERVERS", bootstrap);
     }
+    if spec.uses_kafka {
+        // One process per service here: its consumers are static members of their groups, so
+        // a restart (or a broker restart) gets their partitions back without waiting out the
+        // session timeout.
+        cmd.env("KOMMERCE_KAFKA__INSTANCE_ID", spec.name);
+    }
     // Access tokens are verified by the key they name, from the user service's published
     // keys; the user service signs with the first key of its key file.
     if let Some((_, user)) = ports.iter().find(|(name, _)| *name == "user") {

@@ -49,10 +49,19 @@ impl Redis {
         self.conn.clone()
     }
 
+    /// Whether Redis answers. The shared connection notices that Redis restarted only when a
+    /// command fails on the dead socket, and reconnects then: a dropped connection is tried
+    /// once more, so a restart Redis has recovered from does not fail a readiness probe.
     pub async fn ping(&self) -> redis::RedisResult<()> {
-        redis::cmd("PING")
-            .query_async::<String>(&mut self.conn())
-            .await
-            .map(drop)
+        let ping = || async {
+            redis::cmd("PING")
+                .query_async::<String>(&mut self.conn())
+                .await
+                .map(drop)
+        };
+        match ping().await {
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => ping().await,
+            other => other,
+        }
     }
 }

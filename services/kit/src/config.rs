@@ -267,6 +267,13 @@ pub struct KafkaSettings {
     pub retry_backoff_ms: u64,
     pub retry_backoff_max_ms: u64,
     pub session_timeout_ms: u64,
+    /// This process's stable name among the instances of its service (the pod name; `kommerce
+    /// up` gives the service's name). When set, every consumer is a static member of its group
+    /// (`group.instance.id` = this, plus its index): a restarted process takes its partitions
+    /// back at once instead of after the session timeout, and so does every consumer after a
+    /// broker restart. Two live processes must never share one (the broker fences the older);
+    /// unset, membership is dynamic.
+    pub instance_id: Option<String>,
     /// A send not acknowledged within this is failed and retried from the outbox.
     pub send_timeout_ms: u64,
     pub relay_batch: u32,
@@ -286,6 +293,7 @@ impl Default for KafkaSettings {
             retry_backoff_ms: 50,
             retry_backoff_max_ms: 2_000,
             session_timeout_ms: 10_000,
+            instance_id: None,
             send_timeout_ms: 10_000,
             relay_batch: 100,
             relay_poll_ms: 1_000,

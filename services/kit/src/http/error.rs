@@ -147,6 +147,13 @@ impl ApiError {
         }
     }
 
+    /// 503: the database could not be reached or went away mid-request ([`database_unreachable`]).
+    pub fn database_unreachable() -> Self {
+        Self::unavailable(
+            "the database is unreachable; try again (with the same Idempotency-Key where the request takes one)",
+        )
+    }
+
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, message)])
     }
@@ -246,8 +253,32 @@ impl From<sqlx::Error> for ApiError {
                 detail: "database busy".into(),
                 retry_after: 1,
             },
+            other if database_unreachable(&other) => {
+                tracing::warn!(error = %ErrorChain(&other), "database unreachable");
+                Self::database_unreachable()
+            }
             other => Self::internal(other),
         }
+    }
+}
+
+/// Whether a database error says the database could not be reached or went away (a restart,
+/// a failover, a cut connection) rather than that the request was wrong: a client should try
+/// again, so it is a 503, not a 500. SQLSTATE class 08 (connection exception), 57P01–57P03
+/// (shut down, crashed, starting) and 53300 (too many connections).
+pub fn database_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        // Io: a cut connection. Tls and Protocol: a connection attempt that met a server
+        // shutting down or starting up. PoolClosed, WorkerCrashed: the pool is going away.
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
     }
 }
 
@@ -295,6 +326,21 @@ mod tests {
         assert_eq!(v["type"], "https://kommerce.dev/problems/validation");
         assert_eq!(v["errors"][0]["field"], "email");
         assert_eq!(v["errors"][1]["field"], "phone");
+    }
+
+    #[tokio::test]
+    async fn a_database_that_went_away_is_a_503_to_retry_not_a_500() {
+        let cut = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        for e in [cut, sqlx::Error::PoolClosed] {
+            let r = ApiError::from(e).into_response();
+            assert_eq!(r.status(), 503);
+            assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        }
+        let (status, _, v) = body(sqlx::Error::RowNotFound.into()).await;
+        assert_eq!(
+            (status.as_u16(), &v["title"]),
+            (500, &serde_json::json!("Internal error"))
+        );
     }
 
     #[tokio::test]

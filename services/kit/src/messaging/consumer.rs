@@ -269,7 +269,11 @@ impl<H: Handler> Consumer<H> {
         handler: H,
     ) -> Result<Self, ConsumerError> {
         crate::http::metrics::install();
-        let consumer: StreamConsumer<GroupContext> = client_config(settings)
+        let mut config = client_config(settings);
+        if let Some(member) = &settings.instance_id {
+            config.set("group.instance.id", member);
+        }
+        let consumer: StreamConsumer<GroupContext> = config
             .set("group.id", group)
             // Offsets are committed by hand, only after the database commit. Without turning
             // off the offset store, librdkafka would mark messages the application never

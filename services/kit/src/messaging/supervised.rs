@@ -60,12 +60,10 @@ impl Bus<'_> {
         let topics: Vec<String> = topics.iter().map(|&t| t.to_owned()).collect();
         for i in 0..count.max(1) {
             let make = {
-                let (db, kafka, group, topics) = (
-                    self.db.clone(),
-                    self.kafka.clone(),
-                    group.to_owned(),
-                    topics.clone(),
-                );
+                let mut kafka = self.kafka.clone();
+                // Static membership: one name per consumer, the same after a restart.
+                kafka.instance_id = kafka.instance_id.map(|id| format!("{id}#{i}"));
+                let (db, group, topics) = (self.db.clone(), group.to_owned(), topics.clone());
                 let (handler, hooks) = (Arc::clone(handler), hooks.clone());
                 move || {
                     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();

@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod auth;
+mod cache;
 mod jwks;
 mod messaging;
