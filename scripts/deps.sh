@@ -3,6 +3,8 @@
 #
 #   scripts/deps.sh                  # postgres, redis and kafka
 #   scripts/deps.sh postgres redis   # only the named ones
+#   scripts/deps.sh stop redis       # stop the named ones (the fault suite restarts engines:
+#                                    # stop, then start again; Redis comes back empty)
 #
 # Debian, no systemd, no docker. Missing packages are installed with apt-get
 # (root only); the Kafka broker comes from Maven via scripts/kafka.sh.
@@ -41,8 +43,8 @@ is_root() { [[ $(id -u) -eq 0 ]]; }
 
 usage() {
     cat <<EOF
-usage: $0 [postgres] [redis] [kafka]
-Ensures the named local dependencies are running (default: all).
+usage: $0 [stop] [postgres] [redis] [kafka]
+Ensures the named local dependencies are running (default: all); with stop, stops them.
 Env: KOMMERCE_STATE_DIR, DEPS_SKIP_KAFKA=1 (and the KAFKA_* variables of scripts/kafka.sh)
 EOF
 }
@@ -261,12 +263,41 @@ ensure_kafka() {
     KOMMERCE_STATE_DIR="$STATE_DIR" bash "$(dirname "${BASH_SOURCE[0]}")/kafka.sh" start --port "$KAFKA_PORT"
 }
 
+# ------------------------------------------------------------------- stop
+
+port_closed() { ! port_open "$1" "$2"; }
+
+# A fast shutdown: open sessions are ended, as a crash or a failover would end them.
+stop_postgres() {
+    local ver
+    ver=$(pg_cluster_version)
+    [[ -n $ver ]] || die "postgres: no cluster to stop"
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main stop -m fast >/dev/null 2>&1 || true
+    wait_for 30 port_closed "$PG_HOST" "$PG_PORT" ||
+        die "postgres: still accepting connections 30s after stop"
+    say "postgres: stopped"
+}
+
+# Without saving: Redis comes back with no keys (it runs without persistence).
+stop_redis() {
+    redis_ping || { say "redis: not running"; return 0; }
+    redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+    wait_for 15 port_closed "$REDIS_HOST" "$REDIS_PORT" ||
+        die "redis: still running 15s after shutdown"
+    say "redis: stopped"
+}
+
+stop_kafka() {
+    KOMMERCE_STATE_DIR="$STATE_DIR" bash "$(dirname "${BASH_SOURCE[0]}")/kafka.sh" stop --port "$KAFKA_PORT"
+}
+
 # ------------------------------------------------------------------- main
 
 main() {
-    local deps=() d
+    local deps=() d verb=ensure
     for d in "$@"; do
         case $d in
+        stop) verb=stop ;;
         -h | --help)
             usage
             exit 0
@@ -282,7 +313,7 @@ main() {
     done
     ((${#deps[@]})) || deps=("${ALL_DEPS[@]}")
     for d in "${deps[@]}"; do
-        "ensure_$d"
+        "${verb}_$d"
     done
 }
 

@@ -41,6 +41,7 @@ pub(crate) struct Live {
     pub(crate) user_db: PgPool,
     pub(crate) order_db: PgPool,
     pub(crate) pay_db: PgPool,
+    pub(crate) item_db: PgPool,
     pub(crate) retries: AtomicUsize,
 }
 
@@ -56,6 +57,12 @@ impl Live {
 
     /// With extra `KOMMERCE_*` variables for every service.
     pub(crate) async fn start_with(env: &[(&str, &str)]) -> Self {
+        Self::start_on(env, server_url()).await
+    }
+
+    /// The services reach PostgreSQL at `database_url` (a fault proxy, say); the test itself
+    /// and `kommerce audit` reach it directly.
+    pub(crate) async fn start_on(env: &[(&str, &str)], database_url: String) -> Self {
         let bin_dir = std::env::current_exe()
             .unwrap()
             .parent()
@@ -85,7 +92,7 @@ impl Live {
         let opts = UpOptions {
             host: "127.0.0.1".into(),
             port: 0,
-            database_url: server_url(),
+            database_url,
             redis_url: "redis://127.0.0.1:6379".into(),
             state_dir,
             bin_dir,
@@ -122,6 +129,7 @@ impl Live {
             user_db: db("user"),
             order_db: db("order"),
             pay_db: db("pay"),
+            item_db: db("item"),
             opts,
             retries: AtomicUsize::new(0),
         }
@@ -157,7 +165,9 @@ impl Live {
                 Method::POST,
                 "/api/v1/categories",
                 &self.admin,
-                Some(&json!({"name": "Load"})),
+                Some(
+                    &json!({"name": format!("Load {}", &Uuid::new_v4().simple().to_string()[..8])}),
+                ),
                 None,
             )
             .await;
@@ -369,6 +379,72 @@ impl Live {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::CREATED);
+    }
+
+    /// Sets the stock pool's policy to `strategy`, as the operator does (the document, then the
+    /// announcement), and waits until the item service acknowledges it.
+    pub(crate) async fn stock_strategy(&self, strategy: kommerce_item::domain::stock::Strategy) {
+        let policy = kommerce_item::domain::stock::PoolPolicy {
+            strategy,
+            ..Default::default()
+        };
+        let (doc, hash) = (policy.document(), policy.hash());
+        let prefix = format!(
+            "{}:stockpool:default",
+            self.opts.namespace.as_deref().unwrap()
+        );
+        let client = redis::Client::open(self.opts.redis_url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let () = redis::cmd("SET")
+            .arg(&prefix)
+            .arg(&doc)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(format!("{prefix}:changed"))
+            .arg(&hash)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        crate::common::eventually(
+            "the item service applies the stock policy",
+            std::time::Duration::from_secs(20),
+            || {
+                let (mut conn, prefix, hash) = (conn.clone(), prefix.clone(), hash.clone());
+                async move {
+                    let acks: Vec<String> = redis::cmd("KEYS")
+                        .arg(format!("{prefix}:ack:*"))
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap_or_default();
+                    for ack in acks {
+                        let got: Option<String> = redis::cmd("GET")
+                            .arg(&ack)
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap_or_default();
+                        if got.as_deref() == Some(hash.as_str()) {
+                            return true;
+                        }
+                    }
+                    false
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Units of `item` still to be had: its stock and the ledger rows not folded in yet.
+    pub(crate) async fn available(&self, item: Uuid) -> i64 {
+        sqlx::query_scalar(
+            "SELECT (stock + COALESCE((SELECT sum(delta) FROM stock_ledger \
+             WHERE item_id = $1 AND NOT applied), 0))::int8 FROM items WHERE id = $1",
+        )
+        .bind(item)
+        .fetch_one(&self.item_db)
+        .await
+        .unwrap()
     }
 
     /// Deletes every Redis key of this platform (its key prefix): what a Redis restart without
