@@ -67,14 +67,52 @@ pub struct Claims {
 pub enum KeyError {
     #[error("auth.public_key is not a base64url Ed25519 public key")]
     PublicKey,
-    #[error("auth.signing_key is not a base64url PKCS#8 Ed25519 private key")]
+    #[error("auth.signing_key is not a PKCS#8 Ed25519 private key (base64url or PEM)")]
     SigningKey,
     #[error("cannot generate a key pair")]
     Generate,
-    #[error("auth.service_key is not a base64url PKCS#8 Ed25519 private key")]
+    #[error("auth.service_key is not a PKCS#8 Ed25519 private key (base64url or PEM)")]
     ServiceKey,
     #[error("auth.service_keys.{0} is not a base64url Ed25519 public key")]
     ServicePublicKey(String),
+}
+
+/// An Ed25519 private key as PKCS#8 DER with its public key, from the text of a setting or a
+/// key file: base64url (what `kommerce up` writes) or PEM (`-----BEGIN PRIVATE KEY-----`, what
+/// Helm's `genPrivateKey "ed25519"`, `openssl genpkey -algorithm ed25519` and cert-manager
+/// write), PKCS#8 v1 (no public key inside) or v2. `None` when it is neither.
+pub fn ed25519_private_key(text: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    let text = text.trim();
+    let der = if let Some(body) = text
+        .strip_prefix("-----BEGIN PRIVATE KEY-----")
+        .and_then(|rest| rest.trim_end().strip_suffix("-----END PRIVATE KEY-----"))
+    {
+        let b64: String = body.split_whitespace().collect();
+        base64::engine::general_purpose::STANDARD.decode(b64).ok()?
+    } else {
+        URL_SAFE_NO_PAD.decode(text).ok()?
+    };
+    let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).ok()?;
+    let public = pair.public_key().as_ref().to_vec();
+    Some((der, public))
+}
+
+/// The private keys of a key file, in order: PEM blocks, or else one base64url key per line
+/// (blank lines and `#` comments ignored). `None` if any of them is not a key.
+pub fn ed25519_private_keys(text: &str) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    const END: &str = "-----END PRIVATE KEY-----";
+    if text.contains("-----BEGIN") {
+        return text
+            .split_inclusive(END)
+            .filter(|block| !block.trim().is_empty())
+            .map(ed25519_private_key)
+            .collect();
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(ed25519_private_key)
+        .collect()
 }
 
 /// A fresh Ed25519 key pair as `(signing_key, public_key)`, both base64url, in the form

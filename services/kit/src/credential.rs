@@ -23,7 +23,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use ring::signature::Ed25519KeyPair;
 use serde::{Deserialize, Serialize};
 
 use crate::AuthSettings;
@@ -80,10 +79,8 @@ impl ServiceSigner {
         let key = if settings.service_key.is_empty() {
             None
         } else {
-            let der = URL_SAFE_NO_PAD
-                .decode(settings.service_key.expose())
-                .map_err(|_| KeyError::ServiceKey)?;
-            Ed25519KeyPair::from_pkcs8(&der).map_err(|_| KeyError::ServiceKey)?;
+            let (der, _) = crate::auth::ed25519_private_key(settings.service_key.expose())
+                .ok_or(KeyError::ServiceKey)?;
             Some(EncodingKey::from_ed_der(&der))
         };
         Ok(Self {
@@ -133,10 +130,7 @@ fn sign(kid: &str, claims: &ServiceClaims, key: &EncodingKey) -> Option<String> 
 /// A credential with any claims, signed with `service_key` (PKCS#8, base64url): for tests
 /// of expired or misaddressed credentials and for tools that hold a key.
 pub fn sign_with(service_key: &str, claims: &ServiceClaims) -> Result<String, KeyError> {
-    let der = URL_SAFE_NO_PAD
-        .decode(service_key)
-        .map_err(|_| KeyError::ServiceKey)?;
-    Ed25519KeyPair::from_pkcs8(&der).map_err(|_| KeyError::ServiceKey)?;
+    let (der, _) = crate::auth::ed25519_private_key(service_key).ok_or(KeyError::ServiceKey)?;
     sign(&claims.iss, claims, &EncodingKey::from_ed_der(&der)).ok_or(KeyError::ServiceKey)
 }
 

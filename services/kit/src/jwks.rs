@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{DecodingKey, EncodingKey};
-use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::KeyError;
@@ -73,32 +72,22 @@ pub(crate) struct SigningKey {
     public: Vec<u8>,
 }
 
-fn signing_key(pkcs8_b64: &str) -> Result<SigningKey, KeyError> {
-    let der = URL_SAFE_NO_PAD
-        .decode(pkcs8_b64.trim())
-        .map_err(|_| KeyError::SigningKey)?;
-    let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|_| KeyError::SigningKey)?;
-    let public = pair.public_key().as_ref().to_vec();
-    Ok(SigningKey {
+fn signing_key((der, public): (Vec<u8>, Vec<u8>)) -> SigningKey {
+    SigningKey {
         kid: kid(&public),
         encoding: EncodingKey::from_ed_der(&der),
         public,
-    })
+    }
 }
 
-/// The keys of a key file: one base64url PKCS#8 Ed25519 private key per line (blank lines and
-/// `#` comments ignored), the first the one that signs. At least one.
+/// The keys of a key file ([`crate::auth::ed25519_private_keys`]: PEM blocks or base64url
+/// lines), the first the one that signs. At least one.
 fn parse_key_file(text: &str) -> Result<Vec<SigningKey>, KeyError> {
-    let keys = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(signing_key)
-        .collect::<Result<Vec<_>, _>>()?;
+    let keys = crate::auth::ed25519_private_keys(text).ok_or(KeyError::SigningKey)?;
     if keys.is_empty() {
         return Err(KeyError::SigningKey);
     }
-    Ok(keys)
+    Ok(keys.into_iter().map(signing_key).collect())
 }
 
 /// How often a key file is looked at again.
@@ -128,7 +117,10 @@ pub(crate) struct SigningKeys {
 impl SigningKeys {
     pub(crate) fn new(settings: &crate::AuthSettings) -> Result<Self, KeyError> {
         if settings.signing_keys_file.is_empty() {
-            let key = signing_key(settings.signing_key.expose())?;
+            let key = signing_key(
+                crate::auth::ed25519_private_key(settings.signing_key.expose())
+                    .ok_or(KeyError::SigningKey)?,
+            );
             return Ok(Self {
                 source: Source::Fixed(Arc::new(vec![key])),
             });
@@ -344,8 +336,35 @@ mod tests {
         let (b, _) = crate::auth::generate_key_pair().expect("a key pair");
         let keys = parse_key_file(&format!("# rotation\n{a}\n\n{b}\n")).expect("two keys");
         assert_eq!(keys.len(), 2);
-        assert_eq!(keys[0].kid, signing_key(&a).expect("a key").kid);
+        let first = crate::auth::ed25519_private_key(&a).expect("a key");
+        assert_eq!(keys[0].kid, signing_key(first).kid);
         assert!(parse_key_file("").is_err(), "no key at all");
         assert!(parse_key_file(&format!("{a}\nnot-a-key\n")).is_err());
+    }
+
+    /// RFC 8410, section 10.3: a PKCS#8 v1 key in PEM, as Helm's `genPrivateKey "ed25519"` and
+    /// openssl write them; its public key is the one of section 10.1.
+    const RFC_8410_PEM: &str = "-----BEGIN PRIVATE KEY-----\n\
+        MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
+        -----END PRIVATE KEY-----\n";
+
+    #[test]
+    fn pem_keys_and_pkcs8_v1_are_read_too() {
+        let (_, public) = crate::auth::ed25519_private_key(RFC_8410_PEM).expect("the RFC's key");
+        assert_eq!(
+            URL_SAFE_NO_PAD.encode(&public),
+            "Gb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE"
+        );
+        // A key file of PEM blocks: the first signs.
+        let (b, _) = crate::auth::generate_key_pair().expect("a key pair");
+        let (der, _) = crate::auth::ed25519_private_key(&b).expect("a key");
+        let b_pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        );
+        let keys = parse_key_file(&format!("{RFC_8410_PEM}{b_pem}")).expect("two PEM keys");
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].public, public);
+        assert!(parse_key_file("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
     }
 }
