@@ -13,9 +13,9 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec,
-    TopologySpreadConstraint, Volume, VolumeMount,
+    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext, Service,
+    ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
@@ -252,11 +252,26 @@ fn secret_env(name: &str, r: Option<&kommerce_crds::SecretKeyRef>) -> Option<Env
 /// path, secret references, the spec's own), the config file and a writable /tmp.
 fn container(ss: &ShopService) -> Container {
     let spec = &ss.spec;
-    let mut env = vec![EnvVar {
-        name: "KOMMERCE_CONFIG".into(),
-        value: Some(format!("{CONFIG_DIR}/{CONFIG_FILE}")),
-        ..EnvVar::default()
-    }];
+    let mut env = vec![
+        EnvVar {
+            name: "KOMMERCE_CONFIG".into(),
+            value: Some(format!("{CONFIG_DIR}/{CONFIG_FILE}")),
+            ..EnvVar::default()
+        },
+        // The pod's name is its stable name among the service's instances: its Kafka consumers
+        // are static group members under it (ADR 0020), which a container restart keeps.
+        EnvVar {
+            name: "KOMMERCE_KAFKA__INSTANCE_ID".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.name".into(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        },
+    ];
     if let Some(s) = &spec.secrets {
         env.extend(
             [

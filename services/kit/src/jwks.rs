@@ -365,6 +365,9 @@ mod tests {
         let keys = parse_key_file(&format!("{RFC_8410_PEM}{b_pem}")).expect("two PEM keys");
         assert_eq!(keys.len(), 2);
         assert_eq!(keys[0].public, public);
-        assert!(parse_key_file("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(
+            parse_key_file("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+                .is_err()
+        );
     }
 }

@@ -259,6 +259,14 @@ fn the_deployment_is_restricted_probed_owned_and_carries_the_config_hash() {
             && e.value.as_deref() == Some("/etc/kommerce/config.toml"))
     );
     assert!(env.iter().any(|e| {
+        e.name == "KOMMERCE_KAFKA__INSTANCE_ID"
+            && e.value_from
+                .as_ref()
+                .and_then(|f| f.field_ref.as_ref())
+                .map(|f| f.field_path.as_str())
+                == Some("metadata.name")
+    }));
+    assert!(env.iter().any(|e| {
         e.name == "KOMMERCE_DATABASE__URL"
             && e.value_from
                 .as_ref()
