@@ -62,7 +62,13 @@ pub const RULES: &[Rule] = &[
         group: "",
         resources: &["services", "configmaps"],
         verbs: &["create", "patch"],
-        why: "a ShopService's Service and config file, applied",
+        why: "a ShopService's Service and config file, and its entry of kommerce-service-keys, applied",
+    },
+    Rule {
+        group: "",
+        resources: &["secrets"],
+        verbs: &["get", "create"],
+        why: "a ShopService's credential key pair: made once, read for its public key (ADR 0021)",
     },
     Rule {
         group: "networking.k8s.io",

@@ -38,6 +38,8 @@ pub const CONFIG_FILE: &str = "config.toml";
 /// The pod template annotation whose change rolls the Deployment: the hash of the keys the
 /// service cannot apply live.
 pub const RESTART_HASH_ANNOTATION: &str = "kommerce.dev/restart-hash";
+/// The pod template annotation holding the service credential's public key.
+pub const CREDENTIAL_ANNOTATION: &str = "kommerce.dev/credential";
 /// A ShopService with this annotation set to `"true"` is left alone.
 pub const PAUSED_ANNOTATION: &str = "kommerce.dev/paused";
 /// How long a pod may drain after SIGTERM: the services stop accepting, finish in-flight
@@ -272,6 +274,24 @@ fn container(ss: &ShopService) -> Container {
             ..EnvVar::default()
         },
     ];
+    // Its service credential and its callers' public keys (ADR 0021).
+    env.push(EnvVar {
+        name: "KOMMERCE_AUTH__SERVICE_KEY".into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: super::credential::secret_name(ss),
+                key: super::credential::PRIVATE_KEY.into(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    });
+    env.push(EnvVar {
+        name: "KOMMERCE_AUTH__SERVICE_KEYS_DIR".into(),
+        value: Some(super::credential::KEYS_DIR.into()),
+        ..EnvVar::default()
+    });
     if let Some(s) = &spec.secrets {
         env.extend(
             [
@@ -317,6 +337,12 @@ fn container(ss: &ShopService) -> Container {
                 ..VolumeMount::default()
             },
             VolumeMount {
+                name: "service-keys".into(),
+                mount_path: super::credential::KEYS_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
                 name: "tmp".into(),
                 mount_path: "/tmp".into(),
                 ..VolumeMount::default()
@@ -326,7 +352,14 @@ fn container(ss: &ShopService) -> Container {
     }
 }
 
-pub fn deployment(ss: &ShopService, v: &Validated, progress_deadline: Duration) -> Deployment {
+/// The Deployment; `credential` is the service's public key: a new one (the Secret deleted to
+/// rotate it) rolls the pods, which read the private key once, at start.
+pub fn deployment(
+    ss: &ShopService,
+    v: &Validated,
+    credential: &str,
+    progress_deadline: Duration,
+) -> Deployment {
     let spec = &ss.spec;
     let topology_spread = (max_replicas(ss) >= 2).then(|| {
         vec![TopologySpreadConstraint {
@@ -342,6 +375,7 @@ pub fn deployment(ss: &ShopService, v: &Validated, progress_deadline: Duration) 
     });
     let annotations = BTreeMap::from([
         (RESTART_HASH_ANNOTATION.to_owned(), v.restart_hash.clone()),
+        (CREDENTIAL_ANNOTATION.to_owned(), credential.to_owned()),
         ("prometheus.io/scrape".to_owned(), "true".to_owned()),
         ("prometheus.io/port".to_owned(), spec.port.to_string()),
         ("prometheus.io/path".to_owned(), "/metrics".to_owned()),
@@ -387,6 +421,16 @@ pub fn deployment(ss: &ShopService, v: &Validated, progress_deadline: Duration) 
                             name: "config".into(),
                             config_map: Some(ConfigMapVolumeSource {
                                 name: ss.name_any(),
+                                ..ConfigMapVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                        Volume {
+                            name: "service-keys".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: super::credential::KEYS_CONFIG_MAP.into(),
+                                // Made by the first reconcile; a pod never waits for it.
+                                optional: Some(true),
                                 ..ConfigMapVolumeSource::default()
                             }),
                             ..Volume::default()

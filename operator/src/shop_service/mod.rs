@@ -7,6 +7,7 @@
 //!
 //! The shell is [`crate::reconciler`]; every decision is a pure function of [`desired`].
 
+pub mod credential;
 pub mod desired;
 
 use std::fmt::Debug;
@@ -58,6 +59,10 @@ pub enum Error {
         kind: &'static str,
         source: kube::Error,
     },
+    #[error(
+        "the Secret {0} holds no Ed25519 private key under `private`; delete it and a new key pair is made"
+    )]
+    Credential(String),
     #[error("reading the Deployment: {0}")]
     ReadDeployment(#[source] kube::Error),
     #[error("patching status: {0}")]
@@ -72,6 +77,7 @@ impl ReconcileError for Error {
             Self::InvalidSpec(_) => "invalid_spec",
             Self::Apply { .. } => "apply_child",
             Self::Delete { .. } => "delete_child",
+            Self::Credential(_) => "credential",
             Self::ReadDeployment(_) => "read_deployment",
             Self::PatchStatus(_) => "patch_status",
             Self::Finalizer(_) => "finalizer",
@@ -209,7 +215,7 @@ where
 async fn report_failure(api: &Api<ShopService>, ss: &ShopService, error: Error) -> Error {
     let desired = match &error {
         Error::InvalidSpec(invalid) => conditions::invalid_as(reasons::INVALID_CONFIG, invalid),
-        Error::Apply { .. } | Error::Delete { .. } => {
+        Error::Apply { .. } | Error::Delete { .. } | Error::Credential(_) => {
             conditions::failed(reasons::DEPLOYMENT_FAILED, &error.to_string())
         }
         _ => return error,
@@ -280,6 +286,7 @@ async fn apply(ss: &ShopService, ctx: &Context, api: &Api<ShopService>) -> Resul
 /// Applies every wanted child and deletes the unwanted ones.
 async fn apply_children(ss: &ShopService, ctx: &Context, v: &Validated) -> Result<(), Error> {
     let settings = &ctx.shared.settings;
+    let public = credential::ensure(ctx, ss).await?;
     ssa(ctx, ss, &desired::config_map(ss, v), "ConfigMap").await?;
     ssa(ctx, ss, &desired::service(ss), "Service").await?;
     ssa(
@@ -292,7 +299,7 @@ async fn apply_children(ss: &ShopService, ctx: &Context, v: &Validated) -> Resul
     ssa(
         ctx,
         ss,
-        &desired::deployment(ss, v, settings.progress_deadline),
+        &desired::deployment(ss, v, &public, settings.progress_deadline),
         "Deployment",
     )
     .await?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::{self, condition, eventually};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kommerce_crds::ShopService;
@@ -337,4 +337,145 @@ async fn a_deployment_that_never_progresses_is_degraded_with_its_reason() {
         degraded.message
     );
     assert_eq!(condition(&st.conditions, READY).unwrap().0, "False");
+}
+
+/// A ShopService of `component` with nothing but a log filter in its config.
+fn plain(name: &str, component: &str, log_filter: &str) -> Value {
+    json!({ "apiVersion": "kommerce.dev/v1alpha1", "kind": "ShopService", "metadata": { "name": name },
+            "spec": { "component": component, "image": format!("kommerce/{component}:1"), "replicas": 1,
+                      "config": { "telemetry": { "log_filter": log_filter } } } })
+}
+
+/// The public key of a ShopService's credential Secret.
+async fn credential(secrets: &Api<Secret>, name: &str) -> (String, String) {
+    let s = eventually(&format!("{name}'s credential"), WAIT, || async {
+        secrets.get_opt(&format!("{name}-credential")).await.ok()?
+    })
+    .await;
+    let private = String::from_utf8(s.data.unwrap()["private"].0.clone()).unwrap();
+    let public = kommerce_kit::auth::ed25519_public_key(&private).expect("a private key");
+    (private, public)
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one credential's life, step by step
+async fn every_shop_service_gets_a_credential_its_callers_can_check_and_a_rotation_rolls_it() {
+    let client = support::client().await;
+    let ns = support::namespace(&client, "cred").await;
+    let _operator = support::start_operator(&client, support::settings(&ns)).await;
+    let api: Api<ShopService> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let ssa = PatchParams::apply("kommerce-tests");
+    for (name, component) in [("item", "item"), ("order", "order")] {
+        api.patch(name, &ssa, &Patch::Apply(plain(name, component, "info")))
+            .await
+            .unwrap();
+    }
+    ready(&api, "item", 1, None).await;
+    ready(&api, "order", 1, None).await;
+
+    // Each has its own private key; the namespace's ConfigMap publishes both public keys.
+    let (order_private, order_public) = credential(&secrets, "order").await;
+    let (_, item_public) = credential(&secrets, "item").await;
+    assert_ne!(order_public, item_public);
+    let keys = config_maps.get("kommerce-service-keys").await.unwrap();
+    let data = keys.data.clone().unwrap();
+    assert_eq!(
+        (data["item"].as_str(), data["order"].as_str()),
+        (item_public.as_str(), order_public.as_str())
+    );
+    assert_eq!(keys.metadata.owner_references.unwrap().len(), 2);
+
+    // What a service does with it: order's credential, checked by item against the published
+    // keys (the mounted ConfigMap is a directory of them).
+    let dir = std::env::temp_dir().join(support::unique("service-keys"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (caller, public) in &data {
+        std::fs::write(dir.join(caller), public).unwrap();
+    }
+    let keyring = kommerce_kit::credential::Keyring::new(&kommerce_kit::AuthSettings {
+        service_keys_dir: dir.display().to_string(),
+        ..kommerce_kit::AuthSettings::default()
+    })
+    .unwrap();
+    let token = kommerce_kit::credential::credential(
+        &order_private,
+        "order",
+        "item",
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(keyring.verify(&token, "item").unwrap(), "order");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Reconciles keep the key: a config change rolls item, its Secret stays as it was.
+    let version = secrets
+        .get("item-credential")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    let before = ready(&api, "item", 1, None).await;
+    api.patch("item", &ssa, &Patch::Apply(plain("item", "item", "debug")))
+        .await
+        .unwrap();
+    ready(
+        &api,
+        "item",
+        1,
+        before.status.unwrap().config_hash.as_deref(),
+    )
+    .await;
+    assert_eq!(
+        secrets
+            .get("item-credential")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        version
+    );
+
+    // Rotation: delete the Secret; the next reconcile makes a new pair, publishes it and
+    // rolls the pods (they read the private key at start).
+    secrets
+        .delete("order-credential", &DeleteParams::default())
+        .await
+        .unwrap();
+    api.patch(
+        "order",
+        &ssa,
+        &Patch::Apply(plain("order", "order", "debug")),
+    )
+    .await
+    .unwrap();
+    let rotated = eventually("order's key rotated and published", WAIT, || async {
+        let data = config_maps.get("kommerce-service-keys").await.ok()?.data?;
+        (data["order"] != order_public && data["item"] == item_public)
+            .then(|| data["order"].clone())
+    })
+    .await;
+    assert_eq!(credential(&secrets, "order").await.1, rotated);
+    let annotations = deployments
+        .get("order")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap();
+    assert_eq!(annotations["kommerce.dev/credential"], rotated);
+
+    // Deleting the ShopServices takes their keys with them.
+    for name in ["item", "order"] {
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    gone(&secrets, "item-credential", "item's credential").await;
+    gone(&secrets, "order-credential", "order's credential").await;
+    gone(&config_maps, "kommerce-service-keys", "the service keys").await;
 }

@@ -97,6 +97,12 @@ pub fn ed25519_private_key(text: &str) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((der, public))
 }
 
+/// The public key, base64url (the form `auth.service_keys` and JWKS take), of a private key's
+/// text ([`ed25519_private_key`]).
+pub fn ed25519_public_key(private: &str) -> Option<String> {
+    ed25519_private_key(private).map(|(_, public)| URL_SAFE_NO_PAD.encode(public))
+}
+
 /// The private keys of a key file, in order: PEM blocks, or else one base64url key per line
 /// (blank lines and `#` comments ignored). `None` if any of them is not a key.
 pub fn ed25519_private_keys(text: &str) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {

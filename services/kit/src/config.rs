@@ -172,6 +172,10 @@ pub struct AuthSettings {
     /// API, by service name (`kommerce` for the command-line tools); during a rotation, the
     /// old and the new key, comma-separated.
     pub service_keys: std::collections::BTreeMap<String, String>,
+    /// A directory of callers' public keys, one file per caller named after it (what a mounted
+    /// ConfigMap gives: the operator keeps `kommerce-service-keys` up to date, ADR 0021); read
+    /// again when it changes, beside `service_keys`. Empty: none.
+    pub service_keys_dir: String,
     /// How long a service credential lives.
     pub service_ttl_secs: u64,
 }
@@ -189,6 +193,7 @@ impl Default for AuthSettings {
             refresh_ttl_secs: 14 * 24 * 3600,
             service_key: Secret::default(),
             service_keys: std::collections::BTreeMap::new(),
+            service_keys_dir: String::new(),
             service_ttl_secs: 60,
         }
     }

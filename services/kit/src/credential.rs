@@ -154,36 +154,140 @@ pub fn credential(
 }
 
 /// The public keys of every service allowed to call this one, by name: one or more each (a
-/// comma-separated list while a key is being rotated).
+/// comma-separated list while a key is being rotated) — from `auth.service_keys`, and from the
+/// files of `auth.service_keys_dir`, read again at most once a second when they change.
 #[derive(Clone)]
 pub struct Keyring {
-    keys: HashMap<String, Vec<DecodingKey>>,
+    fixed: HashMap<String, Vec<DecodingKey>>,
+    dir: Option<Arc<KeyDir>>,
 }
+
+type Keys = HashMap<String, Vec<DecodingKey>>;
+
+/// A directory of public keys and what was last read from it.
+struct KeyDir {
+    path: std::path::PathBuf,
+    every: Duration,
+    state: Mutex<DirState>,
+}
+
+struct DirState {
+    checked: Option<std::time::Instant>,
+    files: Vec<(String, String)>,
+    keys: Arc<Keys>,
+}
+
+/// How often the key directory is looked at again.
+const DIR_CHECK: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut names: Vec<&String> = self.keys.keys().collect();
+        let mut names: Vec<&String> = self.fixed.keys().collect();
         names.sort();
-        f.debug_struct("Keyring").field("callers", &names).finish()
+        f.debug_struct("Keyring")
+            .field("callers", &names)
+            .field(
+                "dir",
+                &self.dir.as_ref().map(|d| d.path.display().to_string()),
+            )
+            .finish()
+    }
+}
+
+/// `name`'s public keys from their text (base64url, comma- or line-separated).
+fn public_keys(name: &str, text: &str) -> Result<Vec<DecodingKey>, KeyError> {
+    text.split([',', '\n'])
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|public| {
+            URL_SAFE_NO_PAD
+                .decode(public)
+                .ok()
+                .filter(|raw| raw.len() == 32)
+                .map(|raw| DecodingKey::from_ed_der(&raw))
+                .ok_or_else(|| KeyError::ServicePublicKey(name.to_owned()))
+        })
+        .collect()
+}
+
+/// Every `(file name, content)` of a key directory, by name; hidden entries (a mounted
+/// ConfigMap's `..data` links) skipped.
+fn read_dir(path: &std::path::Path) -> std::io::Result<Vec<(String, String)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.path().is_file() {
+            continue;
+        }
+        files.push((name, std::fs::read_to_string(entry.path())?));
+    }
+    files.sort();
+    Ok(files)
+}
+
+impl KeyDir {
+    /// The directory's keys, read again if a second has passed and the files changed; a
+    /// directory that no longer reads keeps the keys it had, loudly.
+    fn keys(&self) -> Arc<Keys> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.checked.is_some_and(|c| c.elapsed() < self.every) {
+            return state.keys.clone();
+        }
+        state.checked = Some(std::time::Instant::now());
+        let parsed = read_dir(&self.path)
+            .map_err(|e| e.to_string())
+            .and_then(|files| {
+                if files == state.files {
+                    return Ok(None);
+                }
+                let mut keys = Keys::new();
+                for (name, content) in &files {
+                    let decoded = public_keys(name, content).map_err(|e| e.to_string())?;
+                    keys.insert(name.clone(), decoded);
+                }
+                Ok(Some((files, keys)))
+            });
+        match parsed {
+            Ok(Some((files, keys))) => {
+                tracing::info!(dir = %self.path.display(), callers = keys.len(), "service public keys read");
+                state.files = files;
+                state.keys = Arc::new(keys);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(dir = %self.path.display(), error = %e, "service public keys not read; keeping the ones I had");
+            }
+        }
+        state.keys.clone()
     }
 }
 
 impl Keyring {
     pub fn new(settings: &AuthSettings) -> Result<Self, KeyError> {
-        let mut keys = HashMap::new();
+        Self::checking_dir_every(settings, DIR_CHECK)
+    }
+
+    fn checking_dir_every(settings: &AuthSettings, every: Duration) -> Result<Self, KeyError> {
+        let mut fixed = HashMap::new();
         for (name, publics) in &settings.service_keys {
-            let mut decoded = Vec::new();
-            for public in publics.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-                let raw = URL_SAFE_NO_PAD
-                    .decode(public)
-                    .ok()
-                    .filter(|raw| raw.len() == 32)
-                    .ok_or_else(|| KeyError::ServicePublicKey(name.clone()))?;
-                decoded.push(DecodingKey::from_ed_der(&raw));
-            }
-            keys.insert(name.clone(), decoded);
+            fixed.insert(name.clone(), public_keys(name, publics)?);
         }
-        Ok(Self { keys })
+        let dir = (!settings.service_keys_dir.is_empty()).then(|| {
+            Arc::new(KeyDir {
+                path: settings.service_keys_dir.clone().into(),
+                every,
+                state: Mutex::new(DirState {
+                    checked: None,
+                    files: Vec::new(),
+                    keys: Arc::new(Keys::new()),
+                }),
+            })
+        });
+        Ok(Self { fixed, dir })
     }
 
     /// The caller a credential addressed to `audience` names, if it is valid: signed by the
@@ -191,7 +295,17 @@ impl Keyring {
     pub fn verify(&self, token: &str, audience: &str) -> Result<String, ApiError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::Unauthorized)?;
         let caller = header.kid.ok_or(ApiError::Unauthorized)?;
-        let keys = self.keys.get(&caller).ok_or(ApiError::Unauthorized)?;
+        let from_dir = self.dir.as_ref().map(|d| d.keys());
+        let keys: Vec<&DecodingKey> = self
+            .fixed
+            .get(&caller)
+            .into_iter()
+            .chain(from_dir.as_ref().and_then(|k| k.get(&caller)))
+            .flatten()
+            .collect();
+        if keys.is_empty() {
+            return Err(ApiError::Unauthorized);
+        }
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[caller.as_str()]);
         validation.set_audience(&[audience]);
@@ -405,6 +519,41 @@ mod tests {
         assert!(keyring.verify("not a token", "user").is_err());
         let good = credential(&private["pay"], "pay", "user", hour).expect("signed");
         assert_eq!(keyring.verify(&good, "user").expect("valid"), "pay");
+    }
+
+    #[test]
+    fn callers_keys_come_from_a_directory_read_again_when_it_changes() {
+        let dir = std::env::temp_dir().join(format!("kommerce-keys-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(dir.join("..data")).expect("a directory");
+        let (order_private, order_public) = generate_key_pair().expect("a key pair");
+        std::fs::write(dir.join("order"), &order_public).expect("written");
+        std::fs::write(dir.join("..data").join("ignored"), "not a key").expect("written");
+        let s = AuthSettings {
+            service_keys_dir: dir.display().to_string(),
+            ..AuthSettings::default()
+        };
+        let keyring = Keyring::checking_dir_every(&s, Duration::ZERO).expect("a keyring");
+        let hour = Duration::from_secs(3600);
+        let from_order = credential(&order_private, "order", "item", hour).expect("signed");
+        assert_eq!(keyring.verify(&from_order, "item").expect("valid"), "order");
+        let (pay_private, pay_public) = generate_key_pair().expect("a key pair");
+        let from_pay = credential(&pay_private, "pay", "item", hour).expect("signed");
+        assert!(
+            keyring.verify(&from_pay, "item").is_err(),
+            "pay has no key yet"
+        );
+        // The operator adds pay's key: no restart needed.
+        std::fs::write(dir.join("pay"), &pay_public).expect("written");
+        assert_eq!(keyring.verify(&from_pay, "item").expect("valid"), "pay");
+        // A file that does not read keeps the keys there were, loudly.
+        std::fs::write(dir.join("pay"), "garbage").expect("written");
+        assert_eq!(keyring.verify(&from_pay, "item").expect("kept"), "pay");
+        // order's key rotated: its old credentials are refused.
+        let (_, other_public) = generate_key_pair().expect("a key pair");
+        std::fs::write(dir.join("pay"), &pay_public).expect("written");
+        std::fs::write(dir.join("order"), &other_public).expect("written");
+        assert!(keyring.verify(&from_order, "item").is_err());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

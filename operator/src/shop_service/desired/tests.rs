@@ -209,7 +209,7 @@ fn a_config_that_is_not_sections_or_holds_null_is_refused_naming_the_key() {
 fn the_deployment_is_restricted_probed_owned_and_carries_the_config_hash() {
     let ss = shop(1);
     let v = validate(&ss).expect("valid");
-    let d = deployment(&ss, &v, Duration::from_secs(600));
+    let d = deployment(&ss, &v, "cHVibGlj", Duration::from_secs(600));
     let owner = &d.metadata.owner_references.as_ref().expect("owned")[0];
     assert_eq!(
         (owner.kind.as_str(), owner.controller),
@@ -281,10 +281,56 @@ fn the_deployment_is_restricted_probed_owned_and_carries_the_config_hash() {
         .iter()
         .map(|m| m.mount_path.as_str())
         .collect();
-    assert_eq!(mounts, ["/etc/kommerce", "/tmp"]);
+    assert_eq!(
+        mounts,
+        ["/etc/kommerce", "/etc/kommerce-service-keys", "/tmp"]
+    );
     assert_eq!(
         d.metadata.labels.as_ref().expect("labels")["app.kubernetes.io/name"],
         "item"
+    );
+}
+
+#[test]
+fn the_deployment_carries_its_credential_and_its_callers_keys() {
+    let ss = shop(1);
+    let v = validate(&ss).expect("valid");
+    let d = deployment(&ss, &v, "cHVibGlj", Duration::from_secs(600));
+    let pod = d.spec.as_ref().expect("spec").template.clone();
+    let c = &pod.spec.as_ref().expect("pod").containers[0];
+    let env = c.env.as_ref().expect("env");
+    // Its credential from its own Secret, its callers' keys from the namespace's ConfigMap,
+    // and a new key rolls the pods.
+    assert!(env.iter().any(|e| {
+        e.name == "KOMMERCE_AUTH__SERVICE_KEY"
+            && e.value_from
+                .as_ref()
+                .and_then(|f| f.secret_key_ref.as_ref())
+                .map(|s| (s.name.as_str(), s.key.as_str()))
+                == Some(("item-credential", "private"))
+    }));
+    assert!(
+        env.iter()
+            .any(|e| e.name == "KOMMERCE_AUTH__SERVICE_KEYS_DIR"
+                && e.value.as_deref() == Some("/etc/kommerce-service-keys"))
+    );
+    let keys = pod
+        .spec
+        .as_ref()
+        .and_then(|p| p.volumes.as_ref())
+        .and_then(|v| v.iter().find(|v| v.name == "service-keys"))
+        .and_then(|v| v.config_map.clone())
+        .expect("the service keys volume");
+    assert_eq!(
+        (keys.name.as_str(), keys.optional),
+        ("kommerce-service-keys", Some(true))
+    );
+    assert_eq!(
+        pod.metadata
+            .expect("meta")
+            .annotations
+            .expect("annotations")["kommerce.dev/credential"],
+        "cHVibGlj"
     );
 }
 
@@ -322,7 +368,7 @@ fn optional_children_follow_the_spec() {
     assert_eq!(url(&ss).as_deref(), Some("http://shop.test/api/v1/items"));
     let v = validate(&ss).expect("valid");
     assert!(
-        deployment(&ss, &v, Duration::from_secs(600))
+        deployment(&ss, &v, "cHVibGlj", Duration::from_secs(600))
             .spec
             .and_then(|s| s.template.spec)
             .and_then(|p| p.topology_spread_constraints)
@@ -346,7 +392,7 @@ fn optional_children_follow_the_spec() {
     );
     let v = validate(&ss).expect("valid");
     assert_eq!(
-        deployment(&ss, &v, Duration::from_secs(600))
+        deployment(&ss, &v, "cHVibGlj", Duration::from_secs(600))
             .spec
             .and_then(|s| s.replicas),
         None,
@@ -389,6 +435,7 @@ fn rolled(
     let mut d = deployment(
         &shop(replicas),
         &validate(&shop(replicas)).expect("valid"),
+        "cHVibGlj",
         Duration::from_secs(600),
     );
     d.metadata.generation = Some(generation);
