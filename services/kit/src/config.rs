@@ -369,6 +369,28 @@ mod tests {
     }
 
     #[test]
+    fn a_key_directory_and_a_callers_key_come_from_the_environment() {
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(default)]
+        struct WithAuth {
+            auth: crate::AuthSettings,
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "")?;
+            // What the operator sets beside what a person may.
+            jail.set_env(
+                "KOMMERCE_AUTH__SERVICE_KEYS_DIR",
+                "/etc/kommerce-service-keys",
+            );
+            jail.set_env("KOMMERCE_AUTH__SERVICE_KEYS__PAY", "cHVibGlj");
+            let s: WithAuth = load_from(Path::new("c.toml")).expect("valid");
+            assert_eq!(s.auth.service_keys_dir, "/etc/kommerce-service-keys");
+            assert_eq!(s.auth.service_keys["pay"], "cHVibGlj");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.toml", "[http]\nprot = 1\n")?;
