@@ -1,7 +1,8 @@
-//! `kommerce-operator crdgen`: the CRD YAML committed in `crds/`, generated from the Rust types
-//! (`kommerce_crds::all`), and the operator's ClusterRole (`manifests/operator/`, from
-//! [`crate::rbac`]). `crds/tests/generated_yaml.rs` fails when the committed files are
-//! stale.
+//! `kommerce-operator crdgen`: the CRD YAML committed in `crds/` (and the same files in the Helm
+//! chart's `charts/kommerce/crds/`), generated from the Rust types (`kommerce_crds::all`), and
+//! the operator's ClusterRole (`manifests/operator/`, and its rules for the chart, from
+//! [`crate::rbac`]). `crds/tests/generated_yaml.rs`, the rbac tests and the chart test fail when
+//! the committed files are stale.
 
 use std::io::Write as _;
 
@@ -20,12 +21,23 @@ pub fn write(args: &CrdgenArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+    let chart = args.out_dir.join("../charts/kommerce");
+    std::fs::create_dir_all(chart.join("crds"))
+        .with_context(|| format!("cannot create {}", chart.display()))?;
     for crd in &crds {
-        let path = args.out_dir.join(kommerce_crds::file_name(crd));
-        std::fs::write(&path, kommerce_crds::to_yaml(crd)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("wrote {}", path.display());
+        for dir in [args.out_dir.clone(), chart.join("crds")] {
+            let path = dir.join(kommerce_crds::file_name(crd));
+            std::fs::write(&path, kommerce_crds::to_yaml(crd)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
     }
+    // The chart's ClusterRole takes its rules from here.
+    std::fs::create_dir_all(chart.join("files"))?;
+    let rules = chart.join("files/operator-rules.yaml");
+    std::fs::write(&rules, crate::rbac::rules_yaml()?)
+        .with_context(|| format!("cannot write {}", rules.display()))?;
+    println!("wrote {}", rules.display());
     // The operator's ClusterRole, next to the other operator manifests.
     let role = args.out_dir.join("../manifests/operator/cluster-role.yaml");
     if let Some(dir) = role.parent() {

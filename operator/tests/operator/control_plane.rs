@@ -232,26 +232,6 @@ async fn autoscalers_ingresses_and_disruption_budgets_are_served() {
     );
 }
 
-fn helm(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(crate::support::tool("helm"))
-        .env("KUBECONFIG", crate::support::kubeconfig_path())
-        .env(
-            "HELM_CACHE_HOME",
-            std::env::temp_dir().join("kommerce-helm/cache"),
-        )
-        .env(
-            "HELM_CONFIG_HOME",
-            std::env::temp_dir().join("kommerce-helm/config"),
-        )
-        .env(
-            "HELM_DATA_HOME",
-            std::env::temp_dir().join("kommerce-helm/data"),
-        )
-        .args(args)
-        .output()
-        .expect("helm runs")
-}
-
 #[tokio::test]
 async fn helm_installs_a_chart_until_ready_and_uninstalls_it() {
     let client: Client = crate::support::client().await;
@@ -273,7 +253,7 @@ async fn helm_installs_a_chart_until_ready_and_uninstalls_it() {
         let ns = ns.clone();
         let chart_path = chart_path.to_owned();
         move || {
-            helm(&[
+            crate::support::helm(&[
                 "install",
                 "tiny",
                 &chart_path,
@@ -298,7 +278,7 @@ async fn helm_installs_a_chart_until_ready_and_uninstalls_it() {
 
     let out = tokio::task::spawn_blocking({
         let ns = ns.clone();
-        move || helm(&["uninstall", "tiny", "--namespace", &ns, "--wait"])
+        move || crate::support::helm(&["uninstall", "tiny", "--namespace", &ns, "--wait"])
     })
     .await
     .unwrap();

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // helpers of tests: a failed unwrap is a failed test
 
 mod binary;
+mod chart;
 mod control_plane;
 mod crds;
 mod leader;

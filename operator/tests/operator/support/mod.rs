@@ -305,3 +305,24 @@ pub fn condition(
         .find(|c| c.type_ == type_)
         .map(|c| (c.status.clone(), c.reason.clone()))
 }
+
+/// `helm` of the control plane's build, against it, with its state in a temporary directory.
+pub fn helm(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(tool("helm"))
+        .env("KUBECONFIG", kubeconfig_path())
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("kommerce-helm/cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("kommerce-helm/config"),
+        )
+        .env(
+            "HELM_DATA_HOME",
+            std::env::temp_dir().join("kommerce-helm/data"),
+        )
+        .args(args)
+        .output()
+        .expect("helm runs")
+}

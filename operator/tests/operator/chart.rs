@@ -1,0 +1,443 @@
+//! The Helm chart (`charts/kommerce`): linted strictly, rendered for in-cluster and for
+//! external infrastructure, every object validated by the control plane with unknown fields
+//! refused, the house rules checked on what it renders, and installed for real until every
+//! ShopService is Ready, upgraded, and uninstalled without a trace.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kommerce_crds::conditions::READY;
+use kommerce_crds::{ShopService, StockPool};
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use serde::Deserialize as _;
+use serde_json::{Value, json};
+
+use crate::support::{self, condition, eventually, helm};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn chart() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/kommerce")
+}
+
+fn app_version() -> String {
+    let text = std::fs::read_to_string(chart().join("Chart.yaml")).unwrap();
+    let doc: Value = serde_yaml::from_str(&text).unwrap();
+    doc["appVersion"].as_str().unwrap().to_owned()
+}
+
+/// `--set` flags pointing the chart at external infrastructure (the host's, here).
+fn external(namespace: &str) -> Vec<String> {
+    [
+        "infrastructure.enabled=false",
+        "external.databaseUrlsSecret=shop-databases",
+        "external.redisUrl=redis://127.0.0.1:6379",
+        "external.kafkaBootstrapServers=127.0.0.1:9092",
+        &format!("sagaTopics.namespace={namespace}"),
+    ]
+    .iter()
+    .flat_map(|s| ["--set".to_owned(), (*s).to_owned()])
+    .collect()
+}
+
+fn run(what: &str, out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `helm template` with `flags`, as objects.
+fn render(namespace: &str, flags: &[String]) -> (String, Vec<Value>) {
+    let chart = chart();
+    let mut args = vec![
+        "template",
+        "kommerce",
+        chart.to_str().unwrap(),
+        "-n",
+        namespace,
+    ];
+    args.extend(flags.iter().map(String::as_str));
+    let text = run("helm template", &helm(&args));
+    let docs = serde_yaml::Deserializer::from_str(&text)
+        .filter_map(|d| Value::deserialize(d).ok())
+        .filter(Value::is_object)
+        .collect();
+    (text, docs)
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+/// What every workload of the chart must have: resources, probes, the restricted profile.
+fn assert_house_rules(docs: &[Value]) {
+    let workloads: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "Deployment" || d["kind"] == "StatefulSet")
+        .collect();
+    assert!(!workloads.is_empty());
+    for w in workloads {
+        let name = &w["metadata"]["name"];
+        let pod = &w["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{name}"
+        );
+        for c in pod["containers"].as_array().unwrap() {
+            assert!(c["resources"]["requests"].is_object(), "{name}: requests");
+            assert!(
+                c["resources"]["limits"]["memory"].is_string(),
+                "{name}: limit"
+            );
+            assert!(c["readinessProbe"].is_object(), "{name}: readiness");
+            assert!(c["livenessProbe"].is_object(), "{name}: liveness");
+            assert_eq!(
+                c["securityContext"]["allowPrivilegeEscalation"], false,
+                "{name}"
+            );
+            assert_eq!(
+                c["securityContext"]["capabilities"]["drop"],
+                json!(["ALL"]),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// The ShopServices agree with the one topology table: prefixes, peers, who uses Kafka.
+fn assert_topology(docs: &[Value], tag: &str) {
+    let shops = of_kind(docs, "ShopService");
+    assert_eq!(
+        shops.len(),
+        kommerce_kit::topology::COMPONENTS.len(),
+        "web is off by default"
+    );
+    for c in kommerce_kit::topology::COMPONENTS {
+        let ss = shops
+            .iter()
+            .find(|s| s["metadata"]["name"] == c.name)
+            .unwrap_or_else(|| panic!("no ShopService {}", c.name));
+        let spec = &ss["spec"];
+        assert_eq!(spec["image"], format!("kommerce/{}:{tag}", c.name));
+        assert_eq!(
+            spec["ingress"]["pathPrefixes"],
+            json!(c.prefixes),
+            "{}",
+            c.name
+        );
+        let peers: Vec<String> = spec["config"]["peers"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut calls: Vec<String> = c.calls.iter().map(|&s| s.to_owned()).collect();
+        calls.sort();
+        assert_eq!(peers, calls, "{}", c.name);
+        assert_eq!(
+            spec["config"]["kafka"].is_object(),
+            c.uses_kafka,
+            "{}",
+            c.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_chart_lints_renders_objects_the_cluster_accepts_and_keeps_the_house_rules() {
+    let client = support::client().await;
+    let chart = chart();
+    let chart_path = chart.to_str().unwrap();
+    let tag = app_version();
+    for flags in [vec![], external("lint")] {
+        let mut args = vec!["lint", "--strict", chart_path];
+        args.extend(flags.iter().map(String::as_str));
+        run("helm lint", &helm(&args));
+    }
+    // A value the schema refuses, named.
+    let out = helm(&[
+        "lint",
+        "--strict",
+        chart_path,
+        "--set",
+        "stockPool.strategy=fast",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/stockPool/strategy"));
+
+    for (variant, flags) in [("in-cluster", vec![]), ("external", external("ext"))] {
+        let ns = support::namespace(&client, "chart").await;
+        let (text, docs) = render(&ns, &flags);
+        let file = std::env::temp_dir().join(support::unique("chart-render"));
+        std::fs::write(&file, &text).unwrap();
+        run(
+            &format!("{variant}: kubectl apply --dry-run=server --validate=strict"),
+            &support::kubectl(&[
+                "apply",
+                "--dry-run=server",
+                "--validate=strict",
+                "-n",
+                &ns,
+                "-f",
+                file.to_str().unwrap(),
+            ]),
+        );
+        let _ = std::fs::remove_file(&file);
+        assert_house_rules(&docs);
+        assert_topology(&docs, &tag);
+        let operator = of_kind(&docs, "Deployment")
+            .into_iter()
+            .find(|d| d["metadata"]["name"] == "kommerce-operator")
+            .unwrap();
+        assert_eq!(
+            operator["spec"]["template"]["spec"]["containers"][0]["image"],
+            format!("kommerce/operator:{tag}")
+        );
+        let engines = of_kind(&docs, "StatefulSet").len();
+        if variant == "external" {
+            assert_eq!(engines, 0, "no in-cluster engines");
+            let user = of_kind(&docs, "ShopService")
+                .into_iter()
+                .find(|s| s["metadata"]["name"] == "user")
+                .unwrap();
+            assert_eq!(
+                user["spec"]["secrets"]["databaseUrl"]["name"],
+                "shop-databases"
+            );
+        } else {
+            assert_eq!(engines, 2, "PostgreSQL and Kafka");
+        }
+    }
+    // One tag for every image of a release.
+    let (_, docs) = render("tags", &["--set".into(), "image.tag=9.9.9".into()]);
+    assert_topology(&docs, "9.9.9");
+    // The chart's CRDs are the generated ones (crds/tests/generated_yaml.rs compares the files).
+    let crds = std::fs::read_dir(chart.join("crds")).unwrap().count();
+    assert_eq!(crds, kommerce_crds::all().len());
+}
+
+/// Each ShopService's config hash and its Deployment's generation, by name.
+async fn states(
+    shops: &Api<ShopService>,
+    deployments: &Api<Deployment>,
+) -> BTreeMap<String, (Option<String>, Option<i64>)> {
+    let mut out = BTreeMap::new();
+    for ss in shops.list(&ListParams::default()).await.unwrap().items {
+        let name = ss.metadata.name.clone().unwrap();
+        let generation = deployments
+            .get(&name)
+            .await
+            .ok()
+            .and_then(|d| d.metadata.generation);
+        out.insert(name, (ss.status.and_then(|s| s.config_hash), generation));
+    }
+    out
+}
+
+async fn all_ready(shops: &Api<ShopService>, n: usize) {
+    eventually("every ShopService Ready", WAIT, || async {
+        let all = shops.list(&ListParams::default()).await.ok()?.items;
+        (all.len() == n
+            && all.iter().all(|ss| {
+                ss.status.as_ref().is_some_and(|st| {
+                    st.observed_generation == ss.metadata.generation
+                        && condition(&st.conditions, READY).is_some_and(|(s, _)| s == "True")
+                })
+            }))
+        .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one release's life, step by step
+async fn helm_installs_the_shop_until_ready_upgrades_one_component_and_uninstalls_clean() {
+    let client = support::client().await;
+    let ns = support::namespace(&client, "release").await;
+    let _operator = support::start_operator(&client, support::settings(&ns)).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let mut databases = Secret::default();
+    databases.metadata.name = Some("shop-databases".into());
+    databases.string_data = Some(
+        kommerce_kit::topology::COMPONENTS
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_owned(),
+                    format!("postgres://postgres@127.0.0.1:5432/kommerce_{}", c.name),
+                )
+            })
+            .collect(),
+    );
+    secrets
+        .create(&PostParams::default(), &databases)
+        .await
+        .unwrap();
+    // The release is named after the namespace: its ClusterRole is cluster-wide.
+    let release = ns.clone();
+    let chart = chart();
+    let helm_blocking = |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            helm(&args)
+        })
+        .await
+        .unwrap()
+    };
+    let mut install: Vec<String> = ["install", &release, chart.to_str().unwrap(), "-n", &ns]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    install.extend(external(&ns));
+    install.extend(["--wait", "--timeout", "120s"].map(str::to_owned));
+    // `--wait` waits for the custom resources too, the StockPool until every item instance
+    // has acknowledged its policy. The simulated nodes run no item service, so this task does
+    // what one would: it acknowledges the hash the pool publishes.
+    let pools: Api<StockPool> = Api::namespaced(client.clone(), &ns);
+    let acknowledging = tokio::spawn(async move {
+        let mut redis = redis::Client::open(support::REDIS)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        loop {
+            let status = pools
+                .get_opt("default")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|p| p.status);
+            if let Some((key, hash)) = status.and_then(|s| Some((s.key?, s.hash?))) {
+                let _: Result<(), _> = redis::cmd("SET")
+                    .arg(format!("{key}:ack:item-chart-test"))
+                    .arg(&hash)
+                    .arg("EX")
+                    .arg(60)
+                    .query_async(&mut redis)
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    run("helm install", &helm_blocking(install).await);
+
+    let shops: Api<ShopService> = Api::namespaced(client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let n = kommerce_kit::topology::COMPONENTS.len();
+    all_ready(&shops, n).await;
+    run(
+        "kubectl wait",
+        &support::kubectl(&[
+            "wait",
+            "-n",
+            &ns,
+            "--for=condition=Ready",
+            "shopsvc",
+            "--all",
+            "--timeout=60s",
+        ]),
+    );
+    // The operator made every component's credential and published the keys.
+    let keys: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let published = keys
+        .get("kommerce-service-keys")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(published.len(), n);
+
+    // An upgrade that changes one component's config changes that component only.
+    let before = states(&shops, &deployments).await;
+    let upgrade: Vec<String> = [
+        "upgrade",
+        &release,
+        chart.to_str().unwrap(),
+        "-n",
+        &ns,
+        "--reuse-values",
+        "--set",
+        "shop.components.pay.config.card.latency_ms=7",
+        "--wait",
+        "--timeout",
+        "120s",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    run("helm upgrade", &helm_blocking(upgrade).await);
+    eventually("pay's new config applied", WAIT, || async {
+        let ss = shops.get("pay").await.ok()?;
+        (ss.status?.config_hash != before["pay"].0).then_some(())
+    })
+    .await;
+    all_ready(&shops, n).await;
+    let after = states(&shops, &deployments).await;
+    for (name, state) in &before {
+        if name != "pay" {
+            assert_eq!(&after[name], state, "{name} was left alone");
+        }
+    }
+    let pay_config: ConfigMap = Api::namespaced(client.clone(), &ns)
+        .get("pay")
+        .await
+        .unwrap();
+    assert!(pay_config.data.unwrap()["config.toml"].contains("latency_ms = 7"));
+
+    // Uninstalled: nothing of the release is left but the CRDs (as Helm does).
+    let uninstall: Vec<String> = ["uninstall", &release, "-n", &ns, "--wait"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    run("helm uninstall", &helm_blocking(uninstall).await);
+    acknowledging.abort();
+    eventually("the release's objects gone", WAIT, || async {
+        let shops_left = shops.list(&ListParams::default()).await.ok()?.items.len();
+        let deployments_left = deployments
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .len();
+        let credentials = secrets
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .iter()
+            .filter(|s| {
+                s.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n != "shop-databases")
+            })
+            .count();
+        let keys_left = keys.get_opt("kommerce-service-keys").await.ok()?.is_some();
+        (shops_left == 0 && deployments_left == 0 && credentials == 0 && !keys_left).then_some(())
+    })
+    .await;
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    assert!(
+        roles
+            .get_opt(&format!("{release}-operator"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    assert!(
+        crds.get_opt("shopservices.kommerce.dev")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
