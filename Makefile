@@ -6,7 +6,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BIN        := $(TARGET_DIR)/debug
 NEXTEST    := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help deps control-plane api-docs openapi build migrate up test test-rust test-faults lint fmt bench
+.PHONY: help deps control-plane api-docs openapi build migrate up test test-rust test-faults lint fmt bench images
 
 help:
 	@echo "make up     run every service + the local router on 127.0.0.1:8080 (Ctrl-C stops)"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench  stock strategies side by side (release build) -> docs/bench/"
 	@echo "make openapi  regenerate docs/openapi/ from the code"
 	@echo "make test-faults  the full fault suite -> docs/reliability/last-run.md"
+	@echo "make images  container images with podman (release build) -> ~/.cache/kommerce/images/*.tar"
 
 deps:
 	@bash scripts/deps.sh
@@ -61,6 +62,11 @@ test-faults: deps
 	mkdir -p docs/reliability
 	KOMMERCE_FAULTS=full KOMMERCE_FAULTS_OUT=$(CURDIR)/docs/reliability/last-run.md \
 		$(CARGO) test --release --locked -p kommerce-e2e --test faults -- --nocapture
+
+# Container images of every service, the operator and the CLI, built with podman from the
+# release binaries on a base made here (no registry); docker-archive tars for kind.
+images:
+	bash scripts/images.sh
 
 bench: deps
 	$(CARGO) run --locked --release -p kommerce --features bench -- bench stock --out docs/bench
