@@ -243,32 +243,15 @@ async fn every_image_runs_read_only_as_nonroot_answers_ready_and_stops_on_sigter
     }
 
     // The operator's and the command's images run too.
-    let crds = ok(
-        "operator image",
-        &podman(&[
-            "run",
-            "--rm",
-            "--read-only",
-            "--cap-drop",
-            "ALL",
-            &format!("kommerce/operator:{version}"),
-            "crdgen",
-            "--stdout",
-        ]),
-    );
+    let once = |image: &str, args: &[&str]| {
+        let image = format!("kommerce/{image}:{version}");
+        let mut all = vec!["run", "--rm", "--read-only", "--cap-drop", "ALL", &image];
+        all.extend(args);
+        ok(&image, &podman(&all))
+    };
+    let crds = once("operator", &["crdgen", "--stdout"]);
     assert!(crds.contains("kind: CustomResourceDefinition"));
-    let cli = ok(
-        "cli image",
-        &podman(&[
-            "run",
-            "--rm",
-            "--read-only",
-            "--cap-drop",
-            "ALL",
-            &format!("kommerce/cli:{version}"),
-            "--version",
-        ]),
-    );
+    let cli = once("cli", &["--version"]);
     assert_eq!(cli, format!("kommerce {version}"));
 
     for c in COMPONENTS {
