@@ -441,3 +441,131 @@ async fn helm_installs_the_shop_until_ready_upgrades_one_component_and_uninstall
             .is_some()
     );
 }
+
+/// An object's identity and the parts a comparison looks at: Helm's own labels dropped, a
+/// Secret by its keys only (its values are generated on each side).
+fn comparable(mut doc: Value) -> ((String, String), Value) {
+    whole_numbers(&mut doc);
+    if let Some(labels) = doc
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("labels"))
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove("helm.sh/chart");
+        labels.remove("app.kubernetes.io/managed-by");
+        if labels.is_empty() {
+            doc["metadata"].as_object_mut().unwrap().remove("labels");
+        }
+    }
+    if doc["kind"] == "Secret" {
+        let keys: Vec<String> = doc["data"]
+            .as_object()
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default();
+        doc["data"] = json!(keys);
+        // The overlay's generator labels its Secrets as the chart does.
+        if let Some(labels) = doc
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut("labels"))
+            .and_then(Value::as_object_mut)
+        {
+            labels.remove("app.kubernetes.io/instance");
+            labels.remove("app.kubernetes.io/part-of");
+            if labels.is_empty() {
+                doc["metadata"].as_object_mut().unwrap().remove("labels");
+            }
+        }
+    }
+    let key = (
+        doc["kind"].as_str().unwrap_or_default().to_owned(),
+        doc["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    (key, doc)
+}
+
+/// `10000.0` and `10000` are one number (kustomize writes floats that are whole as integers).
+fn whole_numbers(v: &mut Value) {
+    match v {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && n.is_f64()) {
+                #[allow(clippy::cast_possible_truncation)]
+                let whole = f as i64;
+                *v = json!(whole);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_kustomize_overlay_for_kind_gives_the_charts_objects() {
+    // A copy of what the overlay reads, with the Secrets' files it takes (made by
+    // scripts/kind-secrets.sh in a checkout).
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let work = std::env::temp_dir().join(support::unique("kustomize"));
+    for dir in ["manifests/base", "manifests/overlays/kind", "crds"] {
+        std::fs::create_dir_all(work.join(dir)).unwrap();
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                std::fs::copy(&path, work.join(dir).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let secrets = work.join("manifests/overlays/kind/secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("signing-keys.pem"), "a key").unwrap();
+    std::fs::write(secrets.join("postgres.env"), "password=p\n").unwrap();
+    let urls = kommerce_kit::topology::COMPONENTS
+        .iter()
+        .fold(String::new(), |mut out, c| {
+            use std::fmt::Write as _;
+            let _ = writeln!(out, "{}=postgres://db/{}", c.name, c.name);
+            out
+        });
+    std::fs::write(secrets.join("database-urls.env"), urls).unwrap();
+    let overlay = work.join("manifests/overlays/kind");
+    let text = run(
+        "kubectl kustomize",
+        &support::kubectl(&["kustomize", overlay.to_str().unwrap()]),
+    );
+    let _ = std::fs::remove_dir_all(&work);
+    let kustomized: BTreeMap<_, _> = serde_yaml::Deserializer::from_str(&text)
+        .filter_map(|d| Value::deserialize(d).ok())
+        .filter(Value::is_object)
+        // The chart's namespace is Helm's (--create-namespace).
+        .filter(|d| d["kind"] != "Namespace")
+        .map(comparable)
+        .collect();
+    let chart = chart();
+    let mut args = vec![
+        "template",
+        "kommerce",
+        chart.to_str().unwrap(),
+        "-n",
+        "kommerce",
+    ];
+    args.push("--include-crds");
+    let rendered = run("helm template", &helm(&args));
+    let charted: BTreeMap<_, _> = serde_yaml::Deserializer::from_str(&rendered)
+        .filter_map(|d| Value::deserialize(d).ok())
+        .filter(Value::is_object)
+        .map(comparable)
+        .collect();
+    assert_eq!(
+        kustomized.keys().collect::<Vec<_>>(),
+        charted.keys().collect::<Vec<_>>(),
+        "the same objects (run scripts/manifests.sh after a chart change)"
+    );
+    for (key, doc) in &charted {
+        assert_eq!(
+            &kustomized[key], doc,
+            "{key:?} differs: run scripts/manifests.sh after a chart change"
+        );
+    }
+}
