@@ -6,7 +6,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BIN        := $(TARGET_DIR)/debug
 NEXTEST    := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help deps control-plane api-docs openapi build migrate up test test-rust test-faults lint fmt bench images
+.PHONY: help deps control-plane api-docs openapi build migrate up test test-rust test-faults lint fmt bench images kind-up kind-down
 
 help:
 	@echo "make up     run every service + the local router on 127.0.0.1:8080 (Ctrl-C stops)"
@@ -16,6 +16,7 @@ help:
 	@echo "make openapi  regenerate docs/openapi/ from the code"
 	@echo "make test-faults  the full fault suite -> docs/reliability/last-run.md"
 	@echo "make images  container images with podman (release build) -> ~/.cache/kommerce/images/*.tar"
+	@echo "make kind-up / kind-down  Kommerce on a local kind cluster (kind-config.yaml)"
 
 deps:
 	@bash scripts/deps.sh
@@ -67,6 +68,13 @@ test-faults: deps
 # release binaries on a base made here (no registry); docker-archive tars for kind.
 images:
 	bash scripts/images.sh
+
+# Kommerce on a local kind cluster: tools checked, cluster, images loaded, ingress, the chart.
+kind-up:
+	bash scripts/kind.sh up
+
+kind-down:
+	bash scripts/kind.sh down
 
 bench: deps
 	$(CARGO) run --locked --release -p kommerce --features bench -- bench stock --out docs/bench

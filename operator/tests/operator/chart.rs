@@ -569,3 +569,52 @@ fn the_kustomize_overlay_for_kind_gives_the_charts_objects() {
         );
     }
 }
+
+#[test]
+fn the_kind_config_has_an_ingress_node_and_kind_up_names_every_missing_tool() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("kind-config.yaml")).unwrap();
+    let config: Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(config["kind"], "Cluster");
+    let nodes = config["nodes"].as_array().unwrap();
+    let roles: Vec<&str> = nodes.iter().filter_map(|n| n["role"].as_str()).collect();
+    assert_eq!(roles, ["control-plane", "worker", "worker"]);
+    let ports: Vec<i64> = nodes[0]["extraPortMappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["hostPort"].as_i64())
+        .collect();
+    assert_eq!(ports, [80, 443]);
+    assert!(
+        nodes[0]["kubeadmConfigPatches"][0]
+            .as_str()
+            .unwrap()
+            .contains("node-labels: \"ingress-ready=true\"")
+    );
+    // With none of its tools on the PATH, kind-up says which are missing and stops.
+    let empty = std::env::temp_dir().join(support::unique("no-tools"));
+    std::fs::create_dir_all(&empty).unwrap();
+    let bash = which("bash");
+    let out = std::process::Command::new(&bash)
+        .arg(root.join("scripts/kind.sh"))
+        .arg("up")
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&empty);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    for tool in ["kind", "docker or podman", "kubectl", "helm"] {
+        assert!(said.contains(&format!("missing: {tool}")), "{said}");
+    }
+}
+
+fn which(tool: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+        .unwrap()
+}
