@@ -446,34 +446,25 @@ async fn helm_installs_the_shop_until_ready_upgrades_one_component_and_uninstall
 /// Secret by its keys only (its values are generated on each side).
 fn comparable(mut doc: Value) -> ((String, String), Value) {
     whole_numbers(&mut doc);
-    if let Some(labels) = doc
-        .get_mut("metadata")
-        .and_then(|m| m.get_mut("labels"))
-        .and_then(Value::as_object_mut)
-    {
-        labels.remove("helm.sh/chart");
-        labels.remove("app.kubernetes.io/managed-by");
-        if labels.is_empty() {
-            doc["metadata"].as_object_mut().unwrap().remove("labels");
-        }
-    }
+    // Helm's own labels; for a Secret also the ones the overlay's generator and the chart
+    // each put on it, and its values (generated on each side).
+    let mut dropped = vec!["helm.sh/chart", "app.kubernetes.io/managed-by"];
     if doc["kind"] == "Secret" {
+        dropped.extend(["app.kubernetes.io/instance", "app.kubernetes.io/part-of"]);
         let keys: Vec<String> = doc["data"]
             .as_object()
             .map(|d| d.keys().cloned().collect())
             .unwrap_or_default();
         doc["data"] = json!(keys);
-        // The overlay's generator labels its Secrets as the chart does.
-        if let Some(labels) = doc
-            .get_mut("metadata")
-            .and_then(|m| m.get_mut("labels"))
-            .and_then(Value::as_object_mut)
-        {
-            labels.remove("app.kubernetes.io/instance");
-            labels.remove("app.kubernetes.io/part-of");
-            if labels.is_empty() {
-                doc["metadata"].as_object_mut().unwrap().remove("labels");
-            }
+    }
+    if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut)
+        && let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut)
+    {
+        for label in dropped {
+            labels.remove(label);
+        }
+        if labels.is_empty() {
+            meta.remove("labels");
         }
     }
     let key = (
