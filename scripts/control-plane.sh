@@ -3,7 +3,8 @@
 # kube-controller-manager and kube-scheduler — with simulated nodes (kwok) instead of kubelets,
 # plus the kubectl and helm of the same build. Idempotent.
 #
-#   scripts/control-plane.sh [up]     build once (cached), start if not running, print KUBECONFIG
+#   scripts/control-plane.sh [up]     build once (cached), start if not running (or if running
+#                                     but a probe pod no longer becomes Ready), print KUBECONFIG
 #   scripts/control-plane.sh build    only build (or confirm the cached build)
 #   scripts/control-plane.sh status   is it running? (exit 1 if not)
 #   scripts/control-plane.sh down     stop the processes this script started
@@ -281,6 +282,29 @@ nodes_ready() {
     ((ready >= NODES))
 }
 
+# A throwaway pod becomes Ready on a simulated node: what every operator test relies on. A
+# control plane up for a long time has been seen answering but no longer making pods Ready.
+pods_become_ready() {
+    local name="probe-$RANDOM$RANDOM" deadline=$((SECONDS + 30)) ok=1 created=0
+    kubectl_ get namespace kommerce-cp-probe >/dev/null 2>&1 ||
+        kubectl_ create namespace kommerce-cp-probe >/dev/null 2>&1 || return 1
+    while ((SECONDS < deadline)); do
+        # A fresh namespace refuses pods until its default ServiceAccount exists: try again.
+        if ((created == 0)); then
+            kubectl_ -n kommerce-cp-probe run "$name" --image=probe --restart=Never \
+                --overrides='{"apiVersion":"v1","spec":{"nodeSelector":{"type":"kwok"}}}' \
+                >/dev/null 2>&1 && created=1
+        elif [[ $(kubectl_ -n kommerce-cp-probe get pod "$name" \
+            -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]; then
+            ok=0
+            break
+        fi
+        sleep 0.3
+    done
+    ((created == 0)) || kubectl_ -n kommerce-cp-probe delete pod "$name" --wait=false >/dev/null 2>&1 || true
+    return "$ok"
+}
+
 running() {
     local p
     for p in "${PROCESSES[@]}"; do
@@ -373,9 +397,12 @@ EOF
 up() {
     build
     if running; then
-        say "already running on https://127.0.0.1:$PORT (logs in $RUN_DIR)"
-        say "KUBECONFIG=$KUBECONFIG_PATH"
-        return 0
+        if nodes_ready && pods_become_ready; then
+            say "already running on https://127.0.0.1:$PORT (logs in $RUN_DIR)"
+            say "KUBECONFIG=$KUBECONFIG_PATH"
+            return 0
+        fi
+        say "running, but a pod does not become Ready on the simulated nodes: starting afresh"
     fi
     # Partly up (a process died, a rebuild, an older layout): start everything from a clean etcd.
     mkdir -p "$RUN_DIR"
@@ -428,6 +455,7 @@ up() {
     wait_until 60 "the scheduler healthy" healthz "$SCHED_PORT"
     add_nodes
     wait_until 60 "$NODES simulated nodes Ready" nodes_ready
+    pods_become_ready || die "the simulated nodes do not make a pod Ready (logs in $RUN_DIR)"
     say "started on https://127.0.0.1:$PORT in $((SECONDS - start))s with $NODES simulated nodes (logs in $RUN_DIR)"
     say "KUBECONFIG=$KUBECONFIG_PATH"
 }
