@@ -21,9 +21,10 @@ help:
 deps:
 	@bash scripts/deps.sh
 
-# The operator's tests need a Kubernetes control plane (built once from Go modules, cached).
+# The operator's tests need a Kubernetes control plane (built once from Go modules, cached);
+# heal: started afresh if it runs but no longer makes pods Ready.
 control-plane:
-	@bash scripts/control-plane.sh up
+	@bash scripts/control-plane.sh heal
 
 # The API reference's offline assets (swagger-ui-dist via npm, pinned by its lock file).
 api-docs:

@@ -3,8 +3,10 @@
 # kube-controller-manager and kube-scheduler — with simulated nodes (kwok) instead of kubelets,
 # plus the kubectl and helm of the same build. Idempotent.
 #
-#   scripts/control-plane.sh [up]     build once (cached), start if not running (or if running
-#                                     but a probe pod no longer becomes Ready), print KUBECONFIG
+#   scripts/control-plane.sh [up]     build once (cached), start if not running, print KUBECONFIG
+#   scripts/control-plane.sh heal     the same, and start afresh when it runs but a probe pod no
+#                                     longer becomes Ready (make test, before any test uses it;
+#                                     tests call `up`, which never restarts a running one)
 #   scripts/control-plane.sh build    only build (or confirm the cached build)
 #   scripts/control-plane.sh status   is it running? (exit 1 if not)
 #   scripts/control-plane.sh down     stop the processes this script started
@@ -396,14 +398,12 @@ EOF
 
 up() {
     build
-    if running; then
-        if nodes_ready && pods_become_ready; then
-            say "already running on https://127.0.0.1:$PORT (logs in $RUN_DIR)"
-            say "KUBECONFIG=$KUBECONFIG_PATH"
-            return 0
-        fi
-        say "running, but a pod does not become Ready on the simulated nodes: starting afresh"
+    if running && { [[ ${1:-} != heal ]] || { nodes_ready && pods_become_ready; }; }; then
+        say "already running on https://127.0.0.1:$PORT (logs in $RUN_DIR)"
+        say "KUBECONFIG=$KUBECONFIG_PATH"
+        return 0
     fi
+    running && say "running, but a pod does not become Ready on the simulated nodes: starting afresh"
     # Partly up (a process died, a rebuild, an older layout): start everything from a clean etcd.
     mkdir -p "$RUN_DIR"
     stop_all
@@ -481,12 +481,13 @@ locked() {
 main() {
     case ${1:-up} in
     up | start) locked up ;;
+    heal) locked up heal ;;
     build) locked build ;;
     down | stop) locked down ;;
     status) status ;;
     kubeconfig) echo "$KUBECONFIG_PATH" ;;
-    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' ;;
-    *) die "unknown command '$1' (expected: up, build, status, down, kubeconfig)" ;;
+    -h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//' ;;
+    *) die "unknown command '$1' (expected: up, heal, build, status, down, kubeconfig)" ;;
     esac
 }
 

@@ -65,7 +65,8 @@ impl Failed {
 impl From<sqlx::Error> for Failed {
     fn from(e: sqlx::Error) -> Self {
         Self {
-            unreachable: kommerce_kit::http::database_unreachable(&e),
+            unreachable: kommerce_kit::http::database_unreachable(&e)
+                || kommerce_kit::http::database_asks_to_retry(&e),
             message: e.to_string(),
         }
     }
@@ -153,20 +154,34 @@ async fn run(db: PgPool, rx: Queue, stop: StopSignal) {
     }
 }
 
-/// Writes the batch in one transaction; returns what became of each record, in batch order.
-async fn write(db: &PgPool, batch: &[(Record, Reply)]) -> Result<Vec<Recorded>, Failed> {
-    Ok(write_guarded(db, batch).await?)
-}
-
-async fn write_guarded(
-    db: &PgPool,
+/// What PostgreSQL decides for each record before anything is written: `None` to write it,
+/// or its outcome (already answered; a reservation the stock does not cover).
+async fn decide(
+    tx: &mut sqlx::PgConnection,
     batch: &[(Record, Reply)],
-) -> Result<Vec<Recorded>, sqlx::Error> {
-    let mut tx = db.begin().await?;
+) -> Result<Vec<Option<Recorded>>, sqlx::Error> {
     let mut outcomes: Vec<Option<Recorded>> = vec![None; batch.len()];
+    // One answer per id: a later record of an id this batch or an earlier one answered gets
+    // that answer, whatever it is (a reservation and a refusal of one id, say).
+    let ids: Vec<uuid::Uuid> = batch.iter().map(|(r, _)| r.id).collect();
+    let answered: HashSet<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM reservations WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    let mut seen = HashSet::new();
+    for ((r, _), outcome) in batch.iter().zip(outcomes.iter_mut()) {
+        if answered.contains(&r.id) || !seen.insert(r.id) {
+            *outcome = Some(Recorded::Answered);
+        }
+    }
     let mut items: Vec<uuid::Uuid> = batch
         .iter()
-        .flat_map(|(r, _)| r.lines.iter().flatten().map(|l| l.item_id))
+        .zip(&outcomes)
+        .filter(|(_, outcome)| outcome.is_none())
+        .flat_map(|((r, _), _)| r.lines.iter().flatten().map(|l| l.item_id))
         .collect();
     items.sort_unstable();
     items.dedup();
@@ -177,25 +192,30 @@ async fn write_guarded(
             .bind(&items)
             .execute(&mut *tx)
             .await?;
-        let ids: Vec<uuid::Uuid> = batch.iter().map(|(r, _)| r.id).collect();
-        let answered: HashSet<uuid::Uuid> =
-            sqlx::query_scalar("SELECT id FROM reservations WHERE id = ANY($1)")
-                .bind(&ids)
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect();
         let mut available = store::available(&mut *tx, &items, false).await?;
-        let mut seen = HashSet::new();
         for ((r, _), outcome) in batch.iter().zip(outcomes.iter_mut()) {
             let Some(lines) = &r.lines else { continue };
-            if answered.contains(&r.id) || !seen.insert(r.id) {
-                *outcome = Some(Recorded::Answered);
-            } else if let Err(short) = take(&mut available, lines) {
+            if outcome.is_none()
+                && let Err(short) = take(&mut available, lines)
+            {
                 *outcome = Some(Recorded::Short(short));
             }
         }
     }
+    Ok(outcomes)
+}
+
+/// Writes the batch in one transaction; returns what became of each record, in batch order.
+async fn write(db: &PgPool, batch: &[(Record, Reply)]) -> Result<Vec<Recorded>, Failed> {
+    Ok(write_guarded(db, batch).await?)
+}
+
+async fn write_guarded(
+    db: &PgPool,
+    batch: &[(Record, Reply)],
+) -> Result<Vec<Recorded>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let outcomes = decide(&mut tx, batch).await?;
     let mut ids = Vec::with_capacity(batch.len());
     let mut statuses = Vec::with_capacity(batch.len());
     let mut codes = Vec::with_capacity(batch.len());
@@ -224,12 +244,12 @@ async fn write_guarded(
                         AS t(id, status, http_status, answer)), \
               r AS (INSERT INTO reservations (id, status, http_status, answer) \
                     SELECT id, status, http_status, answer FROM input ORDER BY id \
-                    ON CONFLICT (id) DO NOTHING RETURNING id), \
+                    ON CONFLICT (id) DO NOTHING RETURNING id, status), \
               lines AS (SELECT * FROM unnest($5::uuid[], $6::uuid[], $7::int[]) AS u(rid, item, qty)), \
               l AS (INSERT INTO reservation_lines (reservation_id, item_id, qty) \
-                    SELECT lines.rid, lines.item, lines.qty FROM lines JOIN r ON r.id = lines.rid), \
+                    SELECT lines.rid, lines.item, lines.qty FROM lines JOIN r ON r.id = lines.rid AND r.status = 'reserved'), \
               g AS (INSERT INTO stock_ledger (item_id, delta, reason, reservation_id, applied) \
-                    SELECT lines.item, -lines.qty, 'reservation', lines.rid, false FROM lines JOIN r ON r.id = lines.rid) \
+                    SELECT lines.item, -lines.qty, 'reservation', lines.rid, false FROM lines JOIN r ON r.id = lines.rid AND r.status = 'reserved') \
          SELECT id FROM r",
     )
     .bind(&ids)

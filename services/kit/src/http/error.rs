@@ -253,6 +253,12 @@ impl From<sqlx::Error> for ApiError {
                 detail: "database busy".into(),
                 retry_after: 1,
             },
+            other if database_asks_to_retry(&other) => {
+                tracing::warn!(error = %ErrorChain(&other), "the database asked to retry");
+                Self::unavailable(
+                    "the database asked to try again (a conflict with another request); try again",
+                )
+            }
             other if database_unreachable(&other) => {
                 tracing::warn!(error = %ErrorChain(&other), "database unreachable");
                 Self::database_unreachable()
@@ -260,6 +266,12 @@ impl From<sqlx::Error> for ApiError {
             other => Self::internal(other),
         }
     }
+}
+
+/// Whether the database gave up on a transaction that a retry can complete: a deadlock it broke
+/// (40P01) or a serialization failure (40001). Nothing of it was written.
+pub fn database_asks_to_retry(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "40P01" || c == "40001"))
 }
 
 /// Whether a database error says the database could not be reached or went away (a restart,
