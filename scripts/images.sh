@@ -121,9 +121,13 @@ EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/$bin"]
 CONTAINERFILE
         mapfile -t label_args < <(labels "kommerce-$name" "Kommerce $name ($bin)")
-        podman build -q "${label_args[@]}" -t "kommerce/$name:$VERSION" "$work/$name" >/dev/null
+        # podman qualifies a short name with localhost/; Kubernetes with docker.io/. The tar
+        # carries the name a pod asks for (kommerce/<name> is docker.io/kommerce/<name>), so a
+        # kind node that loaded it never pulls one of that name from a registry.
+        podman build -q "${label_args[@]}" -t "kommerce/$name:$VERSION" \
+            -t "docker.io/kommerce/$name:$VERSION" "$work/$name" >/dev/null
         rm -f "$STATE_DIR/images/$name.tar"
-        podman save -q --format docker-archive -o "$STATE_DIR/images/$name.tar" "kommerce/$name:$VERSION"
+        podman save -q --format docker-archive -o "$STATE_DIR/images/$name.tar" "docker.io/kommerce/$name:$VERSION"
         say "kommerce/$name:$VERSION -> $STATE_DIR/images/$name.tar ($(du -h "$STATE_DIR/images/$name.tar" | cut -f1))"
     done
     # The layers of the images these replaced, so repeated builds do not fill the disk.

@@ -3,7 +3,7 @@
 #
 #   scripts/manifests.sh            # regenerate manifests/base (commit the result)
 #   scripts/kind-secrets.sh         # the Secrets the kind overlay generates from (not committed)
-#   kubectl apply --server-side -k manifests/overlays/kind
+#   kubectl apply --server-side -k crds/ && kubectl apply --server-side -k manifests/overlays/kind
 #
 # The base is the chart rendered as release "kommerce" in namespace "kommerce", without the
 # Secrets (kustomize cannot generate keys; the overlay's secretGenerator takes them from files)
