@@ -68,11 +68,16 @@ fn render(namespace: &str, flags: &[String]) -> (String, Vec<Value>) {
     ];
     args.extend(flags.iter().map(String::as_str));
     let text = run("helm template", &helm(&args));
-    let docs = serde_yaml::Deserializer::from_str(&text)
+    let docs = objects(&text);
+    (text, docs)
+}
+
+/// The objects of a multi-document YAML text.
+fn objects(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
         .filter_map(|d| Value::deserialize(d).ok())
         .filter(Value::is_object)
-        .collect();
-    (text, docs)
+        .collect()
 }
 
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -526,28 +531,14 @@ fn the_kustomize_overlay_for_kind_gives_the_charts_objects() {
         &support::kubectl(&["kustomize", overlay.to_str().unwrap()]),
     );
     let _ = std::fs::remove_dir_all(&work);
-    let kustomized: BTreeMap<_, _> = serde_yaml::Deserializer::from_str(&text)
-        .filter_map(|d| Value::deserialize(d).ok())
-        .filter(Value::is_object)
+    let kustomized: BTreeMap<_, _> = objects(&text)
+        .into_iter()
         // The chart's namespace is Helm's (--create-namespace).
         .filter(|d| d["kind"] != "Namespace")
         .map(comparable)
         .collect();
-    let chart = chart();
-    let mut args = vec![
-        "template",
-        "kommerce",
-        chart.to_str().unwrap(),
-        "-n",
-        "kommerce",
-    ];
-    args.push("--include-crds");
-    let rendered = run("helm template", &helm(&args));
-    let charted: BTreeMap<_, _> = serde_yaml::Deserializer::from_str(&rendered)
-        .filter_map(|d| Value::deserialize(d).ok())
-        .filter(Value::is_object)
-        .map(comparable)
-        .collect();
+    let (_, rendered) = render("kommerce", &["--include-crds".to_owned()]);
+    let charted: BTreeMap<_, _> = rendered.into_iter().map(comparable).collect();
     assert_eq!(
         kustomized.keys().collect::<Vec<_>>(),
         charted.keys().collect::<Vec<_>>(),

@@ -437,10 +437,10 @@ impl Live {
 
     /// Units of `item` still to be had: its stock and the ledger rows not folded in yet.
     pub(crate) async fn available(&self, item: Uuid) -> i64 {
-        sqlx::query_scalar(
-            "SELECT (stock + COALESCE((SELECT sum(delta) FROM stock_ledger \
-             WHERE item_id = $1 AND NOT applied), 0))::int8 FROM items WHERE id = $1",
-        )
+        sqlx::query_scalar(&format!(
+            "SELECT {} FROM items WHERE id = $1",
+            kommerce_item::stock::AVAILABLE
+        ))
         .bind(item)
         .fetch_one(&self.item_db)
         .await

@@ -1,12 +1,13 @@
-//! Stock requests, the spin lock's backoff and the database's last word on a batch, all pure. The stock-pool policy itself (the
-//! live-config contract in docs/stockpool-contract.md) is `kommerce_contracts::stock_pool`.
+//! Stock requests, the spin lock's backoff and the database's last word on a batch, all pure.
+//! The stock-pool policy itself (the live-config contract in docs/stockpool-contract.md) is
+//! `kommerce_contracts::stock_pool`.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub use kommerce_contracts::item::{RefusalReason, RefusedLine};
-
-pub use kommerce_contracts::item::{ReservationLine, ReservationRequest};
+pub use kommerce_contracts::item::{
+    RefusalReason, RefusedLine, ReservationLine, ReservationRequest,
+};
 use kommerce_contracts::money::Quantity;
 /// The StockPool policy is the contract's: one implementation for the operator and the item.
 pub use kommerce_contracts::stock_pool::{DEFAULT_HASH, PoolPolicy, Strategy, parse_policy};

@@ -113,16 +113,7 @@ pub async fn reserve(
             return Ok(outcome);
         }
         let items: Vec<Uuid> = r.lines.iter().map(|l| l.item_id).collect();
-        reconcile(db, redis, &items).await.map_err(|e| {
-            match e.downcast::<sqlx::Error>() {
-                Ok(db) => ApiError::from(*db),
-                // Redis: the gate's own store.
-                Err(other) if other.is::<redis::RedisError>() => {
-                    ApiError::unavailable("stock is temporarily unavailable; nothing was changed")
-                }
-                Err(other) => ApiError::internal(other),
-            }
-        })?;
+        reconcile(db, redis, &items).await?;
     }
     tracing::warn!("stock counters not ready; reserving through the database guard");
     store::reserve_guarded(&mut *db.acquire().await?, redis, r).await
@@ -181,13 +172,31 @@ async fn forget_marker(redis: &Redis, reservation: Uuid) {
     }
 }
 
+/// Why counters could not be rebuilt: one of the two stores failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+}
+
+impl From<ReconcileError> for ApiError {
+    fn from(e: ReconcileError) -> Self {
+        match e {
+            ReconcileError::Db(e) => e.into(),
+            ReconcileError::Redis(e) => unavailable(&e),
+        }
+    }
+}
+
 /// Rebuilds the counters of `items` that are on sale from PostgreSQL, skipping any counter that
 /// changed or has work in flight since PostgreSQL was read. Returns how many were set.
 pub async fn reconcile(
     db: &PgPool,
     redis: &Redis,
     items: &[Uuid],
-) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<usize, ReconcileError> {
     let mut set = 0;
     for chunk in items.chunks(200) {
         let gens = counters::generations(redis, chunk).await?;
@@ -205,10 +214,7 @@ pub async fn reconcile(
 }
 
 /// Every live item's counter.
-pub async fn reconcile_all(
-    db: &PgPool,
-    redis: &Redis,
-) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn reconcile_all(db: &PgPool, redis: &Redis) -> Result<usize, ReconcileError> {
     let items: Vec<Uuid> =
         sqlx::query_scalar("SELECT id FROM items WHERE deleted_at IS NULL ORDER BY id")
             .fetch_all(db)

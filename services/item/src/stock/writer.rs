@@ -47,38 +47,17 @@ pub enum Recorded {
 
 /// Why a batch was not written: every record of it gets the same.
 #[derive(Debug, Clone)]
-pub struct Failed {
-    message: String,
-    /// The database could not be reached (a 503 to retry, not a 500).
-    unreachable: bool,
-}
-
-impl Failed {
-    fn stopped() -> Self {
-        Self {
-            message: "answer writer stopped".into(),
-            unreachable: true,
-        }
-    }
-}
-
-impl From<sqlx::Error> for Failed {
-    fn from(e: sqlx::Error) -> Self {
-        Self {
-            unreachable: kommerce_kit::http::database_unreachable(&e)
-                || kommerce_kit::http::database_asks_to_retry(&e),
-            message: e.to_string(),
-        }
-    }
+pub enum Failed {
+    Db(std::sync::Arc<sqlx::Error>),
+    /// The writer stopped (the service is shutting down).
+    Stopped,
 }
 
 impl From<Failed> for ApiError {
     fn from(f: Failed) -> Self {
-        if f.unreachable {
-            tracing::warn!(error = %f.message, "stock answers not written: database unreachable");
-            Self::database_unreachable()
-        } else {
-            Self::internal(f.message)
+        match f {
+            Failed::Db(e) => Self::from_shared_db(&e),
+            Failed::Stopped => Self::database_unreachable(),
         }
     }
 }
@@ -113,8 +92,8 @@ impl Writer {
         self.tx
             .send((r, reply))
             .await
-            .map_err(|_| Failed::stopped())?;
-        wait.await.map_err(|_| Failed::stopped())?
+            .map_err(|_| Failed::Stopped)?;
+        wait.await.map_err(|_| Failed::Stopped)?
     }
 }
 
@@ -146,8 +125,9 @@ async fn run(db: PgPool, rx: Queue, stop: StopSignal) {
                 }
             }
             Err(e) => {
+                let failed = Failed::Db(std::sync::Arc::new(e));
                 for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(e.clone()));
+                    let _ = reply.send(Err(failed.clone()));
                 }
             }
         }
@@ -206,14 +186,7 @@ async fn decide(
 }
 
 /// Writes the batch in one transaction; returns what became of each record, in batch order.
-async fn write(db: &PgPool, batch: &[(Record, Reply)]) -> Result<Vec<Recorded>, Failed> {
-    Ok(write_guarded(db, batch).await?)
-}
-
-async fn write_guarded(
-    db: &PgPool,
-    batch: &[(Record, Reply)],
-) -> Result<Vec<Recorded>, sqlx::Error> {
+async fn write(db: &PgPool, batch: &[(Record, Reply)]) -> Result<Vec<Recorded>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let outcomes = decide(&mut tx, batch).await?;
     let mut ids = Vec::with_capacity(batch.len());

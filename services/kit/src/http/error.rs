@@ -248,29 +248,42 @@ impl IntoResponse for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut => Self::Unavailable {
+        Self::retryable_db(&e).unwrap_or_else(|| Self::internal(e))
+    }
+}
+
+impl ApiError {
+    /// What a database error several requests share (a batch written for all of them) means
+    /// to each: the same as [`From<sqlx::Error>`], the cause of a 500 kept as its text.
+    pub fn from_shared_db(e: &sqlx::Error) -> Self {
+        Self::retryable_db(e).unwrap_or_else(|| Self::internal(ErrorChain(e).to_string()))
+    }
+
+    /// A 503 for a database error a client should retry (busy, unreachable, a transaction the
+    /// database gave up on); `None` for one that is a 500.
+    fn retryable_db(e: &sqlx::Error) -> Option<Self> {
+        if matches!(e, sqlx::Error::PoolTimedOut) {
+            Some(Self::Unavailable {
                 detail: "database busy".into(),
                 retry_after: 1,
-            },
-            other if database_asks_to_retry(&other) => {
-                tracing::warn!(error = %ErrorChain(&other), "the database asked to retry");
-                Self::unavailable(
-                    "the database asked to try again (a conflict with another request); try again",
-                )
-            }
-            other if database_unreachable(&other) => {
-                tracing::warn!(error = %ErrorChain(&other), "database unreachable");
-                Self::database_unreachable()
-            }
-            other => Self::internal(other),
+            })
+        } else if database_asks_to_retry(e) {
+            tracing::warn!(error = %ErrorChain(e), "the database asked to retry");
+            Some(Self::unavailable(
+                "the database asked to try again (a conflict with another request); try again",
+            ))
+        } else if database_unreachable(e) {
+            tracing::warn!(error = %ErrorChain(e), "database unreachable");
+            Some(Self::database_unreachable())
+        } else {
+            None
         }
     }
 }
 
 /// Whether the database gave up on a transaction that a retry can complete: a deadlock it broke
 /// (40P01) or a serialization failure (40001). Nothing of it was written.
-pub fn database_asks_to_retry(e: &sqlx::Error) -> bool {
+fn database_asks_to_retry(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "40P01" || c == "40001"))
 }
 
@@ -278,7 +291,7 @@ pub fn database_asks_to_retry(e: &sqlx::Error) -> bool {
 /// a failover, a cut connection) rather than that the request was wrong: a client should try
 /// again, so it is a 503, not a 500. SQLSTATE class 08 (connection exception), 57P01–57P03
 /// (shut down, crashed, starting) and 53300 (too many connections).
-pub fn database_unreachable(e: &sqlx::Error) -> bool {
+fn database_unreachable(e: &sqlx::Error) -> bool {
     match e {
         // Io: a cut connection. Tls and Protocol: a connection attempt that met a server
         // shutting down or starting up. PoolClosed, WorkerCrashed: the pool is going away.

@@ -11,9 +11,7 @@ pub mod metrics;
 mod serve;
 
 pub use client::{ClientAddr, client_ip};
-pub use error::{
-    ApiError, FieldError, PROBLEM_JSON, Problem, database_asks_to_retry, database_unreachable,
-};
+pub use error::{ApiError, FieldError, PROBLEM_JSON, Problem};
 pub use health::{Readiness, health_routes};
 pub use json::ApiJson;
 pub use layers::{MAX_HEADERS_BYTES, MAX_URI_BYTES, service_router};
