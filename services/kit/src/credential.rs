@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::AuthSettings;
 use crate::auth::KeyError;
 use crate::http::ApiError;
+use crate::reread::Reread;
 
 /// The request header that carries a service credential.
 pub const HEADER: &str = "Kommerce-Service-Token";
@@ -158,24 +159,13 @@ pub fn credential(
 /// files of `auth.service_keys_dir`, read again at most once a second when they change.
 #[derive(Clone)]
 pub struct Keyring {
-    fixed: HashMap<String, Vec<DecodingKey>>,
-    dir: Option<Arc<KeyDir>>,
+    fixed: Keys,
+    dir: Option<Arc<Reread<Files, Keys>>>,
 }
 
 type Keys = HashMap<String, Vec<DecodingKey>>;
-
-/// A directory of public keys and what was last read from it.
-struct KeyDir {
-    path: std::path::PathBuf,
-    every: Duration,
-    state: Mutex<DirState>,
-}
-
-struct DirState {
-    checked: Option<std::time::Instant>,
-    files: Vec<(String, String)>,
-    keys: Arc<Keys>,
-}
+/// A key directory's `(file name, content)`s, by name.
+type Files = Vec<(String, String)>;
 
 /// How often the key directory is looked at again.
 const DIR_CHECK: Duration = Duration::from_secs(1);
@@ -188,7 +178,7 @@ impl std::fmt::Debug for Keyring {
             .field("callers", &names)
             .field(
                 "dir",
-                &self.dir.as_ref().map(|d| d.path.display().to_string()),
+                &self.dir.as_ref().map(|d| d.path().display().to_string()),
             )
             .finish()
     }
@@ -212,7 +202,7 @@ fn public_keys(name: &str, text: &str) -> Result<Vec<DecodingKey>, KeyError> {
 
 /// Every `(file name, content)` of a key directory, by name; hidden entries (a mounted
 /// ConfigMap's `..data` links) skipped.
-fn read_dir(path: &std::path::Path) -> std::io::Result<Vec<(String, String)>> {
+fn read_dir(path: &std::path::Path) -> std::io::Result<Files> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(path)? {
         let entry = entry?;
@@ -226,44 +216,17 @@ fn read_dir(path: &std::path::Path) -> std::io::Result<Vec<(String, String)>> {
     Ok(files)
 }
 
-impl KeyDir {
-    /// The directory's keys, read again if a second has passed and the files changed; a
-    /// directory that no longer reads keeps the keys it had, loudly.
-    fn keys(&self) -> Arc<Keys> {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if state.checked.is_some_and(|c| c.elapsed() < self.every) {
-            return state.keys.clone();
-        }
-        state.checked = Some(std::time::Instant::now());
-        let parsed = read_dir(&self.path)
-            .map_err(|e| e.to_string())
-            .and_then(|files| {
-                if files == state.files {
-                    return Ok(None);
-                }
-                let mut keys = Keys::new();
-                for (name, content) in &files {
-                    let decoded = public_keys(name, content).map_err(|e| e.to_string())?;
-                    keys.insert(name.clone(), decoded);
-                }
-                Ok(Some((files, keys)))
-            });
-        match parsed {
-            Ok(Some((files, keys))) => {
-                tracing::info!(dir = %self.path.display(), callers = keys.len(), "service public keys read");
-                state.files = files;
-                state.keys = Arc::new(keys);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(dir = %self.path.display(), error = %e, "service public keys not read; keeping the ones I had");
-            }
-        }
-        state.keys.clone()
-    }
+/// The keys of a key directory's files, by caller.
+#[allow(clippy::ptr_arg)] // the shape Reread reads and compares
+fn parse_dir(files: &Files) -> Result<Keys, String> {
+    files
+        .iter()
+        .map(|(name, content)| {
+            public_keys(name, content)
+                .map(|keys| (name.clone(), keys))
+                .map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 impl Keyring {
@@ -277,15 +240,14 @@ impl Keyring {
             fixed.insert(name.clone(), public_keys(name, publics)?);
         }
         let dir = (!settings.service_keys_dir.is_empty()).then(|| {
-            Arc::new(KeyDir {
-                path: settings.service_keys_dir.clone().into(),
+            Arc::new(Reread::new(
+                "the service public keys",
+                settings.service_keys_dir.clone().into(),
                 every,
-                state: Mutex::new(DirState {
-                    checked: None,
-                    files: Vec::new(),
-                    keys: Arc::new(Keys::new()),
-                }),
-            })
+                read_dir,
+                parse_dir,
+                None,
+            ))
         });
         Ok(Self { fixed, dir })
     }
@@ -295,7 +257,7 @@ impl Keyring {
     pub fn verify(&self, token: &str, audience: &str) -> Result<String, ApiError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::Unauthorized)?;
         let caller = header.kid.ok_or(ApiError::Unauthorized)?;
-        let from_dir = self.dir.as_ref().map(|d| d.keys());
+        let from_dir = self.dir.as_ref().map(|d| d.current());
         let keys: Vec<&DecodingKey> = self
             .fixed
             .get(&caller)

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -15,6 +15,7 @@ use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::KeyError;
+use crate::reread::Reread;
 
 /// The RFC 7638 thumbprint of an Ed25519 public key: its `kid`.
 pub fn kid(public: &[u8]) -> String {
@@ -93,18 +94,9 @@ fn parse_key_file(text: &str) -> Result<Vec<SigningKey>, KeyError> {
 /// How often a key file is looked at again.
 const FILE_CHECK: Duration = Duration::from_secs(1);
 
-struct FileState {
-    checked: Instant,
-    text: String,
-    keys: Arc<Vec<SigningKey>>,
-}
-
 enum Source {
     Fixed(Arc<Vec<SigningKey>>),
-    File {
-        path: PathBuf,
-        state: Mutex<FileState>,
-    },
+    File(Reread<String, Vec<SigningKey>>),
 }
 
 /// The keys the user service signs with and publishes: `auth.signing_keys_file` (re-read when
@@ -127,16 +119,16 @@ impl SigningKeys {
         }
         let path = PathBuf::from(&settings.signing_keys_file);
         let text = std::fs::read_to_string(&path).map_err(|_| KeyError::SigningKey)?;
-        let keys = Arc::new(parse_key_file(&text)?);
+        let keys = parse_key_file(&text)?;
         Ok(Self {
-            source: Source::File {
+            source: Source::File(Reread::new(
+                "the access-token key file",
                 path,
-                state: Mutex::new(FileState {
-                    checked: Instant::now(),
-                    text,
-                    keys,
-                }),
-            },
+                FILE_CHECK,
+                |path| std::fs::read_to_string(path),
+                |text| parse_key_file(text).map_err(|e| e.to_string()),
+                Some((text, keys)),
+            )),
         })
     }
 
@@ -144,37 +136,7 @@ impl SigningKeys {
     pub(crate) fn current(&self) -> Arc<Vec<SigningKey>> {
         match &self.source {
             Source::Fixed(keys) => keys.clone(),
-            Source::File { path, state } => {
-                let mut state = state
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if state.checked.elapsed() >= FILE_CHECK {
-                    state.checked = Instant::now();
-                    match std::fs::read_to_string(path) {
-                        Ok(text) if text != state.text => match parse_key_file(&text) {
-                            Ok(keys) => {
-                                tracing::info!(
-                                    signing = %keys[0].kid,
-                                    published = keys.len(),
-                                    "access-token keys changed"
-                                );
-                                state.keys = Arc::new(keys);
-                                state.text = text;
-                            }
-                            Err(e) => tracing::error!(
-                                error = %e, path = %path.display(),
-                                "the access-token key file is invalid; keeping the keys in use"
-                            ),
-                        },
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(
-                            error = %e, path = %path.display(),
-                            "cannot read the access-token key file; keeping the keys in use"
-                        ),
-                    }
-                }
-                state.keys.clone()
-            }
+            Source::File(file) => file.current(),
         }
     }
 

@@ -19,6 +19,7 @@ pub mod live;
 pub mod messaging;
 pub mod openapi;
 pub mod peer;
+mod reread;
 pub mod saga;
 pub mod secret;
 pub mod server;
