@@ -151,8 +151,11 @@ pub fn session_revoked_key(redis: &Redis, sid: Uuid) -> String {
 /// from its database (a Redis that lost its keys lost the deny-list too). Without it every
 /// service refuses to judge a token (503) rather than accept a revoked one.
 pub fn revocations_ready_key(redis: &Redis) -> String {
-    redis.key(&["auth", "revocations-ready"])
+    redis.key(REVOCATIONS_READY)
 }
+
+/// The parts of [`revocations_ready_key`] under a service's key prefix.
+pub(crate) const REVOCATIONS_READY: &[&str] = &["auth", "revocations-ready"];
 
 /// Signs access tokens, each naming its key (`kid`). Only the user service builds one.
 pub struct TokenSigner {

@@ -106,7 +106,11 @@ impl RedisNamespace {
     /// Sets the key that says the revocation list is complete (see
     /// [`crate::auth::revocations_ready_key`]).
     pub fn mark_revocations_ready(&self) {
-        let key = format!("{}auth:revocations-ready", self.prefix);
+        let key = format!(
+            "{}{}",
+            self.prefix,
+            crate::auth::REVOCATIONS_READY.join(":")
+        );
         if let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
             let _: redis::RedisResult<()> = redis::cmd("SET").arg(&key).arg(1).query(&mut conn);
         }

@@ -389,20 +389,20 @@ impl Live {
             ..Default::default()
         };
         let (doc, hash) = (policy.document(), policy.hash());
-        let prefix = format!(
-            "{}:stockpool:default",
-            self.opts.namespace.as_deref().unwrap()
+        let pool = kommerce_contracts::stock_pool::PoolKeys::new(
+            &format!("{}:", self.opts.namespace.as_deref().unwrap()),
+            "default",
         );
         let client = redis::Client::open(self.opts.redis_url.as_str()).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
         let () = redis::cmd("SET")
-            .arg(&prefix)
+            .arg(&pool.config)
             .arg(&doc)
             .query_async(&mut conn)
             .await
             .unwrap();
         let _: i64 = redis::cmd("PUBLISH")
-            .arg(format!("{prefix}:changed"))
+            .arg(&pool.channel)
             .arg(&hash)
             .query_async(&mut conn)
             .await
@@ -411,10 +411,10 @@ impl Live {
             "the item service applies the stock policy",
             std::time::Duration::from_secs(20),
             || {
-                let (mut conn, prefix, hash) = (conn.clone(), prefix.clone(), hash.clone());
+                let (mut conn, pattern, hash) = (conn.clone(), pool.ack_pattern(), hash.clone());
                 async move {
                     let acks: Vec<String> = redis::cmd("KEYS")
-                        .arg(format!("{prefix}:ack:*"))
+                        .arg(pattern)
                         .query_async(&mut conn)
                         .await
                         .unwrap_or_default();
