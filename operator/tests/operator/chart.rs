@@ -11,14 +11,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kommerce_crds::conditions::READY;
 use kommerce_crds::{ShopService, StockPool};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
-use crate::support::{self, condition, eventually, helm};
+use crate::support::{self, eventually, helm};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -248,21 +247,6 @@ async fn states(
     out
 }
 
-async fn all_ready(shops: &Api<ShopService>, n: usize) {
-    eventually("every ShopService Ready", WAIT, || async {
-        let all = shops.list(&ListParams::default()).await.ok()?.items;
-        (all.len() == n
-            && all.iter().all(|ss| {
-                ss.status.as_ref().is_some_and(|st| {
-                    st.observed_generation == ss.metadata.generation
-                        && condition(&st.conditions, READY).is_some_and(|(s, _)| s == "True")
-                })
-            }))
-        .then_some(())
-    })
-    .await;
-}
-
 #[tokio::test]
 #[allow(clippy::too_many_lines)] // one release's life, step by step
 async fn helm_installs_the_shop_until_ready_upgrades_one_component_and_uninstalls_clean() {
@@ -338,7 +322,7 @@ async fn helm_installs_the_shop_until_ready_upgrades_one_component_and_uninstall
     let shops: Api<ShopService> = Api::namespaced(client.clone(), &ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let n = kommerce_kit::topology::COMPONENTS.len();
-    all_ready(&shops, n).await;
+    support::all_shop_services_ready(&shops, n, WAIT).await;
     run(
         "kubectl wait",
         &support::kubectl(&[
@@ -385,7 +369,7 @@ async fn helm_installs_the_shop_until_ready_upgrades_one_component_and_uninstall
         (ss.status?.config_hash != before["pay"].0).then_some(())
     })
     .await;
-    all_ready(&shops, n).await;
+    support::all_shop_services_ready(&shops, n, WAIT).await;
     let after = states(&shops, &deployments).await;
     for (name, state) in &before {
         if name != "pay" {

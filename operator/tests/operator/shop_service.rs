@@ -270,18 +270,7 @@ async fn the_samples_become_ready() {
         );
     }
     let api: Api<ShopService> = Api::namespaced(client.clone(), &ns);
-    eventually("every sample ready", WAIT, || async {
-        let all = api.list(&ListParams::default()).await.ok()?.items;
-        (all.len() == 7
-            && all.iter().all(|ss| {
-                ss.status
-                    .as_ref()
-                    .and_then(|st| condition(&st.conditions, READY))
-                    .is_some_and(|(s, _)| s == "True")
-            }))
-        .then_some(())
-    })
-    .await;
+    support::all_shop_services_ready(&api, 7, WAIT).await;
     let out = support::kubectl(&[
         "wait",
         "-n",

@@ -326,3 +326,28 @@ pub fn helm(args: &[&str]) -> std::process::Output {
         .output()
         .expect("helm runs")
 }
+
+/// Waits until `n` ShopServices exist and each reports Ready for its current generation.
+pub async fn all_shop_services_ready(
+    shops: &Api<kommerce_crds::ShopService>,
+    n: usize,
+    wait: Duration,
+) {
+    eventually("every ShopService Ready", wait, || async {
+        let all = shops
+            .list(&kube::api::ListParams::default())
+            .await
+            .ok()?
+            .items;
+        (all.len() == n
+            && all.iter().all(|ss| {
+                ss.status.as_ref().is_some_and(|st| {
+                    st.observed_generation == ss.metadata.generation
+                        && condition(&st.conditions, kommerce_crds::conditions::READY)
+                            .is_some_and(|(s, _)| s == "True")
+                })
+            }))
+        .then_some(())
+    })
+    .await;
+}
