@@ -1,11 +1,13 @@
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use kommerce_kit::auth::AuthUser;
 use kommerce_kit::http::{ApiError, ApiJson, ClientAddr, Problem};
 use kommerce_kit::openapi::ToSchema;
 use serde::{Deserialize, Serialize};
 
+use super::cookie;
 use crate::domain::Email;
 use crate::{AppState, passwords, store, throttle};
 
@@ -23,8 +25,10 @@ pub struct LoginBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
-    /// The `refresh_token` of the last login or refresh; good for one use.
-    refresh_token: String,
+    /// The `refresh_token` of the last login or refresh; good for one use. Required, except
+    /// with `Kommerce-Session: cookie`, where the cookie carries it and the body is `{}`.
+    #[serde(default)]
+    refresh_token: Option<String>,
 }
 
 /// A session's tokens: a short-lived access token for every service and the refresh token
@@ -39,8 +43,10 @@ pub struct Tokens {
     token_type: &'static str,
     /// Seconds until the access token expires.
     expires_in: u64,
-    /// Opaque; good for one `POST /api/v1/auth/refresh`.
-    refresh_token: String,
+    /// Opaque; good for one `POST /api/v1/auth/refresh`. Absent with `Kommerce-Session:
+    /// cookie`: the `kommerce_refresh` cookie holds it instead, out of the page's reach.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
     /// Seconds until the refresh token expires.
     refresh_expires_in: u64,
     /// The account the tokens are for.
@@ -58,11 +64,25 @@ fn tokens(
         access_token,
         token_type: "Bearer",
         expires_in: s.signer.ttl().as_secs(),
-        refresh_token,
+        refresh_token: Some(refresh_token),
         refresh_expires_in: s.sessions.refresh_ttl().as_secs(),
         user,
     })
 }
+
+/// The tokens as JSON; in the cookie flow the refresh token moves from the body into the cookie.
+fn respond(headers: &HeaderMap, mut tokens: Tokens) -> Response {
+    if !cookie::wanted(headers) {
+        return Json(tokens).into_response();
+    }
+    let refresh = tokens.refresh_token.take().unwrap_or_default();
+    let set = cookie::set(headers, &refresh, tokens.refresh_expires_in);
+    ([(header::SET_COOKIE, set)], Json(tokens)).into_response()
+}
+
+/// `Kommerce-Session: cookie`, documented once for the three endpoints that take it.
+const COOKIE_FLOW: &str = "`cookie` (browsers): the refresh token travels in the `kommerce_refresh` cookie \
+     (HttpOnly, SameSite=Strict, Path=/api/v1/auth, Secure over HTTPS) instead of the body.";
 
 /// Logs in: starts a session.
 ///
@@ -71,14 +91,17 @@ fn tokens(
 /// count the same towards the throttle: past `[throttle]`'s limits of failed logins per
 /// account and per client address the login is refused with 429 and `Retry-After` (the rest
 /// of the window) before any password is checked. A successful login clears its account's
-/// failures. Anyone may call it.
+/// failures. Anyone may call it. With `Kommerce-Session: cookie` the refresh token is set as
+/// a cookie rather than returned.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/login",
     operation_id = "log_in",
+    params(("Kommerce-Session" = Option<String>, Header, description = COOKIE_FLOW, pattern = "^cookie$")),
     request_body = LoginBody,
     responses(
-        (status = 200, description = "Logged in: the session's tokens.", body = Tokens),
+        (status = 200, description = "Logged in: the session's tokens.", body = Tokens,
+            headers(("Set-Cookie" = String, description = "With `Kommerce-Session: cookie`: the refresh token."))),
         (status = 401, description = "The e-mail and password do not match an account (which of the two is never said).", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed logins for the account or from the client address; nothing was checked.", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds until the window that refused the login ends."))),
@@ -88,8 +111,9 @@ fn tokens(
 pub async fn login(
     State(s): State<AppState>,
     ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<LoginBody>,
-) -> Result<Json<Tokens>, ApiError> {
+) -> Result<Response, ApiError> {
     let email = Email::parse(&body.email).map_err(|m| ApiError::field("email", m))?;
     let limits = s.live.get().throttle.clone();
     throttle::before_login(&s.redis, &limits, email.as_str(), ip).await?;
@@ -107,55 +131,98 @@ pub async fn login(
     .ok_or(ApiError::Unauthorized)?;
     let (sid, refresh) = s.sessions.start(user.id).await?;
     tracing::info!(user = %user.id, %sid, "logged in");
-    Ok(Json(tokens(&s, user, sid, refresh)?))
+    Ok(respond(&headers, tokens(&s, user, sid, refresh)?))
 }
 
 /// Refreshes a session's tokens.
 ///
 /// One refresh token buys a new access token and the next refresh token of the same session.
 /// A refresh token is good for one use: presenting a used one again ends the whole session
-/// (it was stolen or replayed). Anyone holding a refresh token may call it.
+/// (it was stolen or replayed). Anyone holding a refresh token may call it. With
+/// `Kommerce-Session: cookie` the token is read from the cookie (the body is `{}`), the next
+/// one is set there, and a refused one clears it.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/refresh",
     operation_id = "refresh_session",
+    params(("Kommerce-Session" = Option<String>, Header, description = COOKIE_FLOW, pattern = "^cookie$")),
     request_body = RefreshBody,
     responses(
-        (status = 200, description = "The session's next tokens.", body = Tokens),
+        (status = 200, description = "The session's next tokens.", body = Tokens,
+            headers(("Set-Cookie" = String, description = "With `Kommerce-Session: cookie`: the next refresh token."))),
         (status = 401, description = "The refresh token is unknown, expired or already used (a reuse also ends its session), or its account is gone.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No `refresh_token` in the body (outside the cookie flow).", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[tracing::instrument(skip_all)]
 pub async fn refresh(
     State(s): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<RefreshBody>,
-) -> Result<Json<Tokens>, ApiError> {
-    let rotated = s.sessions.rotate(&body.refresh_token).await?;
+) -> Result<Response, ApiError> {
+    let by_cookie = cookie::wanted(&headers);
+    let presented = if by_cookie {
+        cookie::token(&headers)
+    } else {
+        Some(
+            body.refresh_token
+                .ok_or_else(|| ApiError::field("refresh_token", "is required"))?,
+        )
+    };
+    match rotate(&s, presented.as_deref()).await {
+        Ok(tokens) => Ok(respond(&headers, tokens)),
+        // A refused cookie is of no further use: the browser forgets it.
+        Err(ApiError::Unauthorized) if by_cookie => Ok((
+            [(header::SET_COOKIE, cookie::clear(&headers))],
+            ApiError::Unauthorized,
+        )
+            .into_response()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn rotate(s: &AppState, presented: Option<&str>) -> Result<Tokens, ApiError> {
+    let presented = presented.ok_or(ApiError::Unauthorized)?;
+    let rotated = s.sessions.rotate(presented).await?;
     let Some(user) = store::user(&s.db, rotated.user).await? else {
         s.sessions.revoke(rotated.user, rotated.sid).await?;
         return Err(ApiError::Unauthorized);
     };
-    Ok(Json(tokens(&s, user, rotated.sid, rotated.refresh_token)?))
+    tokens(s, user, rotated.sid, rotated.refresh_token)
 }
 
 /// Logs out: ends the caller's session.
 ///
 /// Deletes the session's refresh tokens; every service refuses the presented access token,
-/// and every other access token of the session, from now on.
+/// and every other access token of the session, from now on. With `Kommerce-Session: cookie`
+/// the refresh cookie is cleared too.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/logout",
     operation_id = "log_out",
+    params(("Kommerce-Session" = Option<String>, Header, description = COOKIE_FLOW, pattern = "^cookie$")),
     security(("bearer" = [])),
-    responses((status = 204, description = "Logged out.")),
+    responses((status = 204, description = "Logged out.",
+        headers(("Set-Cookie" = String, description = "With `Kommerce-Session: cookie`: the cleared cookie.")))),
 )]
 #[tracing::instrument(skip_all, fields(user = %caller.id))]
-pub async fn logout(State(s): State<AppState>, caller: AuthUser) -> Result<StatusCode, ApiError> {
+pub async fn logout(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    caller: AuthUser,
+) -> Result<Response, ApiError> {
     s.sessions
         .deny_access_token(caller.token_id, caller.remaining_secs())
         .await?;
     s.sessions.revoke(caller.id, caller.session_id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    if cookie::wanted(&headers) {
+        return Ok((
+            StatusCode::NO_CONTENT,
+            [(header::SET_COOKIE, cookie::clear(&headers))],
+        )
+            .into_response());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// The access-token keys (JWKS).

@@ -3,6 +3,7 @@
 
 mod addresses;
 mod auth;
+mod cookie;
 mod internal;
 mod users;
 

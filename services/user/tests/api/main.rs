@@ -416,6 +416,177 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
     assert_eq!(problem(r).await.0, StatusCode::UNAUTHORIZED);
 }
 
+/// A browser's session: `Kommerce-Session: cookie` on login, refresh and logout.
+async fn cookie_call(
+    app: &TestApp,
+    path: &str,
+    cookie: Option<&str>,
+    access: Option<&str>,
+    https: bool,
+    body: &Value,
+) -> Response {
+    let mut r = app
+        .http
+        .post(app.url(path))
+        .header("Kommerce-Session", "cookie")
+        .json(body);
+    if let Some(c) = cookie {
+        r = r.header("Cookie", format!("lang=ko; kommerce_refresh={c}"));
+    }
+    if let Some(t) = access {
+        r = r.bearer_auth(t);
+    }
+    if https {
+        r = r.header("X-Forwarded-Proto", "https");
+    }
+    r.send().await.expect("request")
+}
+
+/// The refresh token a response's `Set-Cookie` holds ("" when it clears it) and the cookie's
+/// attributes.
+fn set_cookie(r: &Response) -> (String, String) {
+    let all: Vec<&str> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ASCII"))
+        .collect();
+    assert_eq!(all.len(), 1, "{all:?}");
+    let (pair, attributes) = all[0].split_once("; ").expect("attributes");
+    let value = pair.strip_prefix("kommerce_refresh=").expect(all[0]);
+    (value.to_owned(), attributes.to_owned())
+}
+
+#[tokio::test]
+async fn a_browser_session_keeps_its_refresh_token_in_an_http_only_cookie() {
+    let app = TestApp::spawn().await;
+    app.signup("ada@example.com").await;
+    let creds = json!({"email": "ada@example.com", "password": PASSWORD});
+
+    let r = cookie_call(&app, "/api/v1/auth/login", None, None, false, &creds).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (first, attributes) = set_cookie(&r);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        attributes,
+        format!(
+            "Path=/api/v1/auth; Max-Age={}; HttpOnly; SameSite=Strict",
+            body["refresh_expires_in"]
+        )
+    );
+    assert!(
+        body.get("refresh_token").is_none(),
+        "never in the body: {body}"
+    );
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.get("/api/v1/users/me", Some(&access)).await.status(),
+        StatusCode::OK
+    );
+
+    // A refresh by cookie, body `{}`: the next token in the cookie, none in the body.
+    let r = cookie_call(
+        &app,
+        "/api/v1/auth/refresh",
+        Some(&first),
+        None,
+        true,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (second, attributes) = set_cookie(&r);
+    assert_ne!(second, first);
+    assert!(attributes.ends_with("; Secure"), "over HTTPS: {attributes}");
+    let body: Value = r.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    let access = body["access_token"].as_str().unwrap().to_owned();
+
+    // The used cookie again: a replay ends the session, and the browser is told to forget it.
+    let r = cookie_call(
+        &app,
+        "/api/v1/auth/refresh",
+        Some(&first),
+        None,
+        false,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(set_cookie(&r).0, "");
+    assert_eq!(
+        app.get("/api/v1/users/me", Some(&access)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // No cookie at all: 401 (what a page gets when it restores a session that never was).
+    let r = cookie_call(&app, "/api/v1/auth/refresh", None, None, false, &json!({})).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Logout clears the cookie and ends the session.
+    let r = cookie_call(&app, "/api/v1/auth/login", None, None, false, &creds).await;
+    let (third, _) = set_cookie(&r);
+    let access = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = cookie_call(
+        &app,
+        "/api/v1/auth/logout",
+        None,
+        Some(&access),
+        false,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        set_cookie(&r),
+        (
+            String::new(),
+            "Path=/api/v1/auth; Max-Age=0; HttpOnly; SameSite=Strict".into()
+        )
+    );
+    let r = cookie_call(
+        &app,
+        "/api/v1/auth/refresh",
+        Some(&third),
+        None,
+        false,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_json_flow_ignores_cookies_and_needs_the_token_in_the_body() {
+    let app = TestApp::spawn().await;
+    let s = app.user("ada@example.com").await;
+    // Without the mode header a cookie is not read: the body must name the token.
+    let r = app
+        .http
+        .post(app.url("/api/v1/auth/refresh"))
+        .header("Cookie", format!("kommerce_refresh={}", s.refresh))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("set-cookie").is_none());
+    let (status, body) = problem(r).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&body), ["refresh_token"]);
+    // The token is still good: the refused request used nothing.
+    let r = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({"refresh_token": s.refresh}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("set-cookie").is_none());
+}
+
 #[tokio::test]
 async fn concurrent_uses_of_one_refresh_token_let_at_most_one_through() {
     let app = TestApp::spawn().await;
