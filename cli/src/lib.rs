@@ -9,5 +9,7 @@ pub mod dlq;
 pub mod openapi;
 pub mod router;
 pub mod saga;
+pub mod seed;
 pub mod supervisor;
 pub mod topology;
+pub mod web;

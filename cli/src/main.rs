@@ -41,6 +41,34 @@ enum Command {
         /// Bootstrap this admin account (its password from KOMMERCE_ADMIN_PASSWORD).
         #[arg(long, env = "KOMMERCE_ADMIN_EMAIL")]
         admin_email: Option<String>,
+        /// A shop to click through: demo data on the first run (`kommerce seed`), the demo
+        /// admin (admin@kommerce.test) unless --admin-email names one; prints the logins.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Demo data through the public API, as the admin: categories, products with images and
+    /// stock, shoppers' orders and reviews, the demo shopper. Does nothing when the catalogue
+    /// has items (unless --force).
+    Seed {
+        /// The platform's public URL (the router of `kommerce up`, or the Ingress).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// An admin account (its password from KOMMERCE_ADMIN_PASSWORD, else standard input).
+        #[arg(long, env = "KOMMERCE_ADMIN_EMAIL")]
+        admin_email: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Serve the built storefront (the `web` component in a cluster): its files at `/`, a
+    /// history-mode fallback to index.html, `/healthz` and `/readyz`. SIGTERM stops it.
+    Web {
+        /// The built storefront (`web/dist`).
+        #[arg(long, env = "KOMMERCE_WEB_DIR")]
+        dir: Option<PathBuf>,
+        #[arg(long, env = "KOMMERCE_HTTP__PORT", default_value_t = 8080)]
+        port: u16,
+        #[arg(long, env = "KOMMERCE_HTTP__HOST", default_value = "0.0.0.0")]
+        host: String,
     },
     /// Create each service's database if missing and apply its migrations.
     Migrate,
@@ -239,30 +267,15 @@ async fn main() -> anyhow::Result<()> {
             port,
             redis_url,
             admin_email,
-        } => {
-            let exe = std::env::current_exe()?;
-            let bin_dir = exe
-                .parent()
-                .map(PathBuf::from)
-                .context("no directory for the binaries")?;
-            let state_dir = state_dir();
-            let admin = match admin_email {
-                Some(email) => Some((email, admin_password()?)),
-                None => None,
-            };
-            up(UpOptions {
-                host,
-                port,
-                database_url: cli.database_url,
-                redis_url,
-                state_dir,
-                bin_dir,
-                admin,
-                namespace: None,
-                kafka: None,
-                env: Vec::new(),
-            })
-            .await
+            demo,
+        } => run_up(cli.database_url, host, port, redis_url, admin_email, demo).await,
+        Command::Seed {
+            url,
+            admin_email,
+            force,
+        } => seed(&url, &admin_email, force).await,
+        Command::Web { dir, port, host } => {
+            kommerce::web::serve(&dir.unwrap_or_else(kommerce::web::dist_dir), &host, port).await
         }
         Command::Migrate => migrate(&cli.database_url).await,
         #[cfg(feature = "bench")]
@@ -332,6 +345,63 @@ async fn main() -> anyhow::Result<()> {
             command: UserCommand::CreateAdmin { email, name, phone },
         } => create_admin(&cli.database_url, &email, &name, &phone).await,
     }
+}
+
+/// `kommerce up`: every service, the router, and with `demo` the demo data.
+async fn run_up(
+    database_url: String,
+    host: String,
+    port: u16,
+    redis_url: String,
+    admin_email: Option<String>,
+    demo: bool,
+) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let bin_dir = exe
+        .parent()
+        .map(PathBuf::from)
+        .context("no directory for the binaries")?;
+    let state_dir = state_dir();
+    let admin = match admin_email {
+        Some(email) => Some((email, admin_password()?)),
+        None if demo => {
+            let (email, password) = kommerce::seed::DEMO_ADMIN;
+            Some((email.to_owned(), password.to_owned()))
+        }
+        None => None,
+    };
+    up(
+        UpOptions {
+            host,
+            port,
+            database_url,
+            redis_url,
+            state_dir,
+            bin_dir,
+            admin,
+            namespace: None,
+            kafka: None,
+            env: Vec::new(),
+        },
+        demo,
+    )
+    .await
+}
+
+/// `kommerce seed`: the demo data, as the admin named.
+async fn seed(url: &str, admin_email: &str, force: bool) -> anyhow::Result<()> {
+    let password = admin_password()?;
+    let s = kommerce::seed::seed(url, (admin_email, &password), force).await?;
+    if s.skipped {
+        println!("the catalogue already has items: nothing seeded (--force seeds anyway)");
+    } else {
+        let (email, password) = kommerce::seed::DEMO_SHOPPER;
+        println!(
+            "seeded {} categories, {} products, {} orders, {} reviews; demo shopper {email} / {password}",
+            s.categories, s.items, s.orders, s.reviews
+        );
+    }
+    Ok(())
 }
 
 /// Every step of one saga, asked with the command's own credential: `KOMMERCE_SERVICE_KEY`,

@@ -1,5 +1,6 @@
 //! The local router of `kommerce up`: one port, `/api/v1/*` routed to the owning service by
-//! prefix exactly as the Ingress does; `/internal/*` and unknown prefixes get 404.
+//! prefix exactly as the Ingress does; `/internal/*` and unknown API prefixes get 404; every
+//! other path is the storefront (`crate::web`), as the Ingress sends it to the `web` component.
 //!
 //! Request bodies are read whole, up to the owning service's own body limit, before they are
 //! forwarded. Streaming them through lost the service's 413: a service answers an oversized
@@ -32,17 +33,29 @@ struct Routes {
     /// Service name → `host:port`.
     upstreams: HashMap<&'static str, String>,
     client: Client<HttpConnector, Body>,
+    storefront: Router,
 }
 
-/// A router for `services`, each reachable at `upstreams[name]` (`127.0.0.1:8081`).
+/// A router for `services`, each reachable at `upstreams[name]` (`127.0.0.1:8081`), with the
+/// storefront built in [`crate::web::dist_dir`].
 pub fn router(
     services: &[ServiceSpec],
     upstreams: impl IntoIterator<Item = (&'static str, String)>,
+) -> Router {
+    router_with_storefront(services, upstreams, &crate::web::dist_dir())
+}
+
+/// [`router`] with the storefront's files from `web_dir`.
+pub fn router_with_storefront(
+    services: &[ServiceSpec],
+    upstreams: impl IntoIterator<Item = (&'static str, String)>,
+    web_dir: &std::path::Path,
 ) -> Router {
     let routes = Routes {
         services: services.to_vec(),
         upstreams: upstreams.into_iter().collect(),
         client: Client::builder(TokioExecutor::new()).build_http(),
+        storefront: crate::web::storefront(web_dir),
     };
     Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
@@ -84,7 +97,22 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
     }
 }
 
+/// Paths the services answer (or refuse); everything else belongs to the storefront.
+fn is_api(path: &str) -> bool {
+    ["/api", "/internal"]
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+}
+
 async fn proxy(State(routes): State<Arc<Routes>>, req: Request) -> Response {
+    if !is_api(req.uri().path()) {
+        use tower::ServiceExt;
+        let site = routes.storefront.clone();
+        return match site.oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+    }
     let Some(service) = route(&routes.services, req.uri().path()) else {
         return Problem::for_status(StatusCode::NOT_FOUND)
             .detail("no service owns this path")
@@ -291,6 +319,37 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.text().await.unwrap(), "1024");
+    }
+
+    #[tokio::test]
+    async fn pages_are_the_storefront_and_unknown_api_paths_are_problems() {
+        let dir = std::env::temp_dir().join(format!("kommerce-router-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.html"), "<!doctype html>shop").unwrap();
+        let base = format!(
+            "http://{}",
+            serve(router_with_storefront(SERVICES, [], &dir)).await
+        );
+        for page in ["/", "/search?q=tea", "/items/1", "/apiary", "/internals"] {
+            let r = reqwest::get(format!("{base}{page}")).await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{page}");
+            assert_eq!(r.text().await.unwrap(), "<!doctype html>shop", "{page}");
+        }
+        for api in [
+            "/api",
+            "/api/v2/items",
+            "/internal/v1/images/1/attach",
+            "/api/v1/usersx",
+        ] {
+            let r = reqwest::get(format!("{base}{api}")).await.unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{api}");
+            assert_eq!(
+                r.headers()[header::CONTENT_TYPE],
+                "application/problem+json",
+                "{api}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]

@@ -490,13 +490,37 @@ impl Platform {
     }
 }
 
-/// Runs the platform until Ctrl-C / SIGTERM, or until a service dies.
-pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
+/// Runs the platform until Ctrl-C / SIGTERM, or until a service dies. With `demo`, the shop is
+/// seeded with demo data first (`crate::seed`, only while its catalogue is empty) as the
+/// bootstrapped admin.
+pub async fn up(opts: UpOptions, demo: bool) -> anyhow::Result<()> {
     let mut platform = Platform::start(&opts).await?;
-    println!(
-        "[kommerce] router on http://{0} — try: curl -s http://{0}/api/v1/auth/login ... (Ctrl-C stops all)",
-        platform.router()
-    );
+    let url = format!("http://{}", platform.router());
+    if let (true, Some((email, password))) = (demo, &opts.admin) {
+        match crate::seed::seed(&url, (email, password), false).await {
+            Ok(s) if s.skipped => println!("[kommerce] demo data: already there"),
+            Ok(s) => println!(
+                "[kommerce] demo data: {} categories, {} products, {} orders, {} reviews",
+                s.categories, s.items, s.orders, s.reviews
+            ),
+            Err(e) => {
+                platform.stop().await;
+                return Err(e.context("seeding the demo data"));
+            }
+        }
+        let (shopper, shopper_password) = crate::seed::DEMO_SHOPPER;
+        println!(
+            "[kommerce] the shop: {url}/\n\
+             [kommerce]   shopper: {shopper} / {shopper_password}\n\
+             [kommerce]   admin:   {email} / {password}\n\
+             [kommerce] the API reference: {url}/api/docs (Ctrl-C stops all)"
+        );
+    } else {
+        println!(
+            "[kommerce] router on {url} — the shop at {url}/, the API at {url}/api/v1/*, \
+             its reference at {url}/api/docs (Ctrl-C stops all)"
+        );
+    }
     let died = tokio::select! {
         () = kommerce_kit::server::shutdown_signal() => None,
         (name, status) = platform.exited() => Some((name, status)),
