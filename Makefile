@@ -6,10 +6,10 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BIN        := $(TARGET_DIR)/debug
 NEXTEST    := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help deps control-plane api-docs openapi build migrate up test test-rust test-faults lint fmt bench images kind-up kind-down
+.PHONY: help deps control-plane api-docs web web-test openapi build migrate up test test-rust test-faults lint fmt bench images kind-up kind-down
 
 help:
-	@echo "make up     run every service + the local router on 127.0.0.1:8080 (Ctrl-C stops)"
+	@echo "make up     the shop with demo data: every service + the storefront and router on 127.0.0.1:8080 (Ctrl-C stops)"
 	@echo "make test   start the real dependencies, then run every test"
 	@echo "make lint   rustfmt check and clippy with warnings denied"
 	@echo "make bench  stock strategies side by side (release build) -> docs/bench/"
@@ -30,6 +30,14 @@ control-plane:
 api-docs:
 	@bash scripts/api-docs.sh
 
+# The storefront (web/): npm ci when its lock file changed, vite build when an input did.
+web:
+	@bash scripts/web.sh
+
+# ... and its unit tests (vitest) and its size budget.
+web-test:
+	@bash scripts/web.sh test
+
 openapi:
 	$(CARGO) run --locked -p kommerce -- openapi --out docs/openapi
 
@@ -39,12 +47,13 @@ build:
 migrate: deps build
 	$(BIN)/kommerce migrate
 
-# kommerce up creates the databases and applies the migrations before it starts the services.
-up: deps api-docs build
-	$(BIN)/kommerce up
+# kommerce up creates the databases and applies the migrations before it starts the services;
+# --demo seeds demo data on the first run and prints the shop's URL and the demo logins.
+up: deps api-docs web build
+	$(BIN)/kommerce up --demo
 
 # The services' binaries are built first: the platform tests run each as its own process.
-test: deps control-plane api-docs build test-rust
+test: deps control-plane api-docs web-test build test-rust
 
 test-rust:
 ifeq ($(NEXTEST),yes)

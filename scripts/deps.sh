@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ensure the local infrastructure Kommerce needs is up (idempotent).
 #
-#   scripts/deps.sh                  # postgres, redis and kafka
+#   scripts/deps.sh                  # postgres, redis, kafka and the browser
 #   scripts/deps.sh postgres redis   # only the named ones
 #   scripts/deps.sh stop redis       # stop the named ones (the fault suite restarts engines:
 #                                    # stop, then start again; Redis comes back empty)
@@ -13,6 +13,8 @@
 #   redis     127.0.0.1:6379
 #   kafka     127.0.0.1:9092  Apache Kafka, KRaft single node (controller on :10092),
 #                             state in $KOMMERCE_STATE_DIR/kafka
+#   browser   /usr/bin/chromium, Debian's Chromium (with CJK fonts for the Korean pages) for
+#             the storefront's browser tests (test tools never download a browser of their own)
 #
 # Environment:
 #   KOMMERCE_STATE_DIR   state/log dir (default: $HOME/.cache/kommerce)
@@ -28,7 +30,7 @@ KAFKA_PORT=9092
 STATE_DIR="${KOMMERCE_STATE_DIR:-$HOME/.cache/kommerce}"
 APT_LOG="$STATE_DIR/apt.log"
 
-ALL_DEPS=(postgres redis kafka)
+ALL_DEPS=(postgres redis kafka browser)
 
 # ---------------------------------------------------------------- helpers
 
@@ -263,6 +265,19 @@ ensure_kafka() {
     KOMMERCE_STATE_DIR="$STATE_DIR" bash "$(dirname "${BASH_SOURCE[0]}")/kafka.sh" start --port "$KAFKA_PORT"
 }
 
+# Debian's Chromium, driven by playwright-core with executablePath (web/e2e).
+ensure_browser() {
+    if [[ -x /usr/bin/chromium && -d /usr/share/fonts/opentype/noto ]]; then
+        say "browser: $(/usr/bin/chromium --version 2>/dev/null || echo chromium) installed"
+        return 0
+    fi
+    is_root || die "browser: chromium or its CJK fonts missing and not root; apt-get install -y chromium fonts-noto-cjk"
+    say "browser: installing Debian's chromium and fonts-noto-cjk with apt-get..."
+    apt_install chromium fonts-noto-cjk
+}
+
+stop_browser() { :; }
+
 # ------------------------------------------------------------------- stop
 
 port_closed() { ! port_open "$1" "$2"; }
@@ -305,6 +320,7 @@ main() {
         postgres | postgresql | pg) deps+=(postgres) ;;
         redis) deps+=(redis) ;;
         kafka | broker) deps+=(kafka) ;;
+        browser | chromium) deps+=(browser) ;;
         *)
             usage >&2
             die "unknown dependency '$d' (expected: ${ALL_DEPS[*]})"
