@@ -63,6 +63,21 @@ impl Live {
     /// The services reach PostgreSQL at `database_url` (a fault proxy, say); the test itself
     /// and `kommerce audit` reach it directly.
     pub(crate) async fn start_on(env: &[(&str, &str)], database_url: String) -> Self {
+        Self::start_full(env, database_url, None).await
+    }
+
+    /// With an admin account (e-mail, password) bootstrapped, as `kommerce up` does: for
+    /// clients that log in, like a browser.
+    pub(crate) async fn start_with_admin(email: &str, password: &str) -> Self {
+        let admin = Some((email.to_owned(), password.to_owned()));
+        Self::start_full(&[], server_url(), admin).await
+    }
+
+    async fn start_full(
+        env: &[(&str, &str)],
+        database_url: String,
+        admin: Option<(String, String)>,
+    ) -> Self {
         let bin_dir = std::env::current_exe()
             .unwrap()
             .parent()
@@ -96,7 +111,7 @@ impl Live {
             redis_url: "redis://127.0.0.1:6379".into(),
             state_dir,
             bin_dir,
-            admin: None,
+            admin,
             namespace: Some(ns),
             kafka: std::env::var("KOMMERCE_TEST_KAFKA").ok(),
             // Six services per platform beside other tests on one PostgreSQL.

@@ -18,3 +18,4 @@ mod contract;
 mod platform;
 mod redis_loss;
 mod rotation;
+mod storefront;
