@@ -3,7 +3,7 @@
 # from local binaries where none does). One build, one target per image:
 #
 #   docker build --target user -t kommerce/user:0.1.0 .
-#   (targets: user item order pay review image operator cli)
+#   (targets: user item order pay review image operator cli web)
 #
 # The dependency layer is cached with cargo-chef: a change of our code rebuilds our crates only.
 # The runtime stage is distroless in the strict sense: FROM scratch, the shared libraries the
@@ -11,6 +11,7 @@
 # shell, no package manager. Base images are build arguments.
 
 ARG RUST_IMAGE=rust:1-bookworm
+ARG NODE_IMAGE=node:20-bookworm
 
 FROM ${RUST_IMAGE} AS chef
 RUN cargo install --locked cargo-chef
@@ -40,6 +41,13 @@ RUN mkdir -p /out/root/etc/ssl/certs /out/root/tmp && chmod 1777 /out/root/tmp \
     && for lib in $(ldd /out/bin/* | grep -o '/[^ ]*' | sort -u); do \
          mkdir -p "/out/root$(dirname "$lib")" && cp -L "$lib" "/out/root$lib"; \
        done
+
+# The storefront's files: Node.js builds them, and stays in this stage.
+FROM ${NODE_IMAGE} AS storefront
+WORKDIR /src
+COPY docs/openapi/kommerce.json docs/openapi/kommerce.json
+COPY web/ web/
+RUN cd web && npm ci --ignore-scripts --no-audit --no-fund && npm run build
 
 FROM scratch AS base
 ARG VERSION=0.1.0
@@ -94,3 +102,10 @@ FROM base AS cli
 COPY --from=builder /out/bin/kommerce /usr/local/bin/kommerce
 LABEL org.opencontainers.image.title="kommerce-cli"
 ENTRYPOINT ["/usr/local/bin/kommerce"]
+
+# The storefront: its built files served by `kommerce web`; no Node.js at run time.
+FROM base AS web
+COPY --from=builder /out/bin/kommerce /usr/local/bin/kommerce
+COPY --from=storefront /src/web/dist/ /srv/web/
+LABEL org.opencontainers.image.title="kommerce-web"
+ENTRYPOINT ["/usr/local/bin/kommerce", "web", "--dir", "/srv/web"]

@@ -11,8 +11,9 @@
 # labels (org.opencontainers.image.*). Every image is also saved as a docker-archive tar (what
 # `docker load` and `kind load image-archive` take) in $KOMMERCE_STATE_DIR/images/.
 #
-# Images: user item order pay review image (the services), operator, cli. Dockerfile at the
-# root builds the same images where a Docker engine runs.
+# Images: user item order pay review image (the services), operator, cli, and web (the
+# storefront's files from scripts/web.sh served by `kommerce web`: no Node.js at run time).
+# Dockerfile at the root builds the same images where a Docker engine runs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,6 +61,7 @@ IMAGES=(
     "image kommerce-image"
     "operator kommerce-operator"
     "cli kommerce"
+    "web kommerce"
 )
 
 build_binaries() {
@@ -101,6 +103,7 @@ main() {
     mkdir -p "$STATE_DIR/images"
     ensure_podman
     [[ ${KOMMERCE_IMAGES_SKIP_BUILD:-0} == 1 ]] || build_binaries
+    bash "$ROOT/scripts/web.sh"
     work=$(mktemp -d)
     trap '[[ -n ${work:-} ]] && rm -rf "$work"' EXIT
     make_base "$work/base/root"
@@ -113,12 +116,19 @@ main() {
         bin=${entry#* }
         mkdir -p "$work/$name"
         cp "$BIN_DIR/$bin" "$work/$name/$bin"
+        local files="" entrypoint="\"/usr/local/bin/$bin\""
+        if [[ $name == web ]]; then
+            cp -r "$ROOT/web/dist" "$work/$name/dist"
+            files="COPY dist/ /srv/web/"
+            entrypoint="$entrypoint, \"web\", \"--dir\", \"/srv/web\""
+        fi
         cat >"$work/$name/Containerfile" <<CONTAINERFILE
 FROM kommerce/base:$VERSION
 COPY $bin /usr/local/bin/$bin
+$files
 USER 65532:65532
 EXPOSE 8080
-ENTRYPOINT ["/usr/local/bin/$bin"]
+ENTRYPOINT [$entrypoint]
 CONTAINERFILE
         mapfile -t label_args < <(labels "kommerce-$name" "Kommerce $name ($bin)")
         # podman qualifies a short name with localhost/; Kubernetes with docker.io/. The tar

@@ -124,8 +124,19 @@ fn assert_topology(docs: &[Value], tag: &str) {
     let shops = of_kind(docs, "ShopService");
     assert_eq!(
         shops.len(),
-        kommerce_kit::topology::COMPONENTS.len(),
-        "web is off by default"
+        kommerce_kit::topology::COMPONENTS.len() + 1,
+        "the six services and the storefront"
+    );
+    // The storefront: every path the APIs do not own, its own image, no secrets, no peers.
+    let web = shops
+        .iter()
+        .find(|s| s["metadata"]["name"] == "web")
+        .expect("a ShopService web");
+    assert_eq!(web["spec"]["image"], format!("kommerce/web:{tag}"));
+    assert_eq!(web["spec"]["ingress"]["pathPrefixes"], json!(["/"]));
+    assert!(
+        web["spec"]["secrets"].is_null() && web["spec"]["config"].is_null(),
+        "{web}"
     );
     for c in kommerce_kit::topology::COMPONENTS {
         let ss = shops
@@ -321,7 +332,7 @@ async fn helm_installs_the_shop_until_ready_upgrades_one_component_and_uninstall
 
     let shops: Api<ShopService> = Api::namespaced(client.clone(), &ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    let n = kommerce_kit::topology::COMPONENTS.len();
+    let n = kommerce_kit::topology::COMPONENTS.len() + 1; // and the storefront
     support::all_shop_services_ready(&shops, n, WAIT).await;
     run(
         "kubectl wait",

@@ -253,6 +253,7 @@ async fn every_image_runs_read_only_as_nonroot_answers_ready_and_stops_on_sigter
     assert!(crds.contains("kind: CustomResourceDefinition"));
     let cli = once("cli", &["--version"]);
     assert_eq!(cli, format!("kommerce {version}"));
+    storefront_image(&version, &http).await;
 
     for c in COMPONENTS {
         let _ = sqlx::query(&format!(
@@ -263,4 +264,85 @@ async fn every_image_runs_read_only_as_nonroot_answers_ready_and_stops_on_sigter
         .await;
     }
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The storefront's image: the built files and `kommerce web`, no Node.js; read-only, as
+/// 65532. Its pages fall back to the app, its assets are cached for good, SIGTERM stops it.
+async fn storefront_image(version: &str, http: &reqwest::Client) {
+    let port = free_port();
+    let container = format!(
+        "kommerce-web-{}",
+        &Uuid::new_v4().simple().to_string()[..10]
+    );
+    let image = format!("kommerce/web:{version}");
+    let (port_env, host_env) = (
+        format!("KOMMERCE_HTTP__PORT={port}"),
+        "KOMMERCE_HTTP__HOST=127.0.0.1".to_owned(),
+    );
+    ok(
+        "podman run web",
+        &podman(&[
+            "run",
+            "-d",
+            "--name",
+            &container,
+            "--network",
+            "host",
+            "--read-only",
+            "--user",
+            "65532:65532",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "-e",
+            &port_env,
+            "-e",
+            &host_env,
+            &image,
+        ]),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while !http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "web not ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = http.get(format!("{base}/orders/42")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+    let html = page.text().await.unwrap();
+    let script = html
+        .split('"')
+        .find(|s| s.starts_with("/assets/index-"))
+        .unwrap_or_else(|| panic!("no script in {html}"))
+        .to_owned();
+    let asset = http.get(format!("{base}{script}")).send().await.unwrap();
+    assert_eq!(asset.status(), 200, "{script}");
+    assert_eq!(
+        asset.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let stopping = Instant::now();
+    ok(
+        "podman stop web",
+        &podman(&["stop", "-t", "30", &container]),
+    );
+    let code = ok(
+        "podman inspect",
+        &podman(&["inspect", "-f", "{{.State.ExitCode}}", &container]),
+    );
+    assert_eq!(code, "0", "web did not exit cleanly on SIGTERM");
+    println!("web: stopped in {:.1} s", stopping.elapsed().as_secs_f64());
+    let _ = podman(&["rm", "-f", &container]);
 }
