@@ -110,6 +110,9 @@ async fn run(db: PgPool, rx: Queue, stop: StopSignal) {
             received = async { rx.lock().await.recv_many(&mut batch, MAX_BATCH).await } => received,
         };
         if received == 0 {
+            // Every handle is gone: the service is stopping. Ending now, before the stop
+            // signal, would read as a worker dying (an error in the log on every shutdown).
+            stop.await;
             return;
         }
         let started = std::time::Instant::now();
