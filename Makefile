@@ -12,7 +12,7 @@ help:
 	@echo "make up     the shop with demo data: every service + the storefront and router on 127.0.0.1:8080 (Ctrl-C stops)"
 	@echo "make test   start the real dependencies, then run every test"
 	@echo "make lint   rustfmt check and clippy with warnings denied"
-	@echo "make bench  stock strategies side by side (release build) -> docs/bench/"
+	@echo "make bench  the stock strategies and the whole shop's checkouts (release build) -> docs/bench/"
 	@echo "make openapi  regenerate docs/openapi/ from the code"
 	@echo "make test-faults  the full fault suite -> docs/reliability/last-run.md"
 	@echo "make images  container images with podman (release build) -> ~/.cache/kommerce/images/*.tar"
@@ -86,8 +86,14 @@ kind-up:
 kind-down:
 	bash scripts/kind.sh down
 
+# Both benchmarks on the release build, each side by side with its baselines in one run:
+# the stock strategies on one hot SKU, and the whole shop's checkouts (every service its own
+# process) against the machine's ceilings -> docs/bench/{stock,checkout}.{json,svg}.
 bench: deps
-	$(CARGO) run --locked --release -p kommerce --features bench -- bench stock --out docs/bench
+	$(CARGO) build --locked --release -p kommerce-user -p kommerce-item -p kommerce-order -p kommerce-pay -p kommerce-review -p kommerce-image
+	$(CARGO) build --locked --release -p kommerce --features bench
+	$(TARGET_DIR)/release/kommerce bench stock --out docs/bench
+	$(TARGET_DIR)/release/kommerce bench checkout --out docs/bench
 
 lint:
 	$(CARGO) fmt --all -- --check

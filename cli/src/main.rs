@@ -157,6 +157,41 @@ enum BenchCommand {
         #[arg(long, default_value = "docs/bench")]
         out: PathBuf,
     },
+    /// The whole shop as separate processes (the service binaries next to this one), checkouts
+    /// through the public API: a closed loop, then an open loop; the machine's ceilings in the
+    /// same run; the books audited at the end (exit 1 when they do not add up).
+    Checkout {
+        #[arg(long, default_value_t = 512)]
+        shoppers: usize,
+        #[arg(long, default_value_t = 32)]
+        items: usize,
+        /// Concurrent shoppers of the closed loop.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds each phase issues checkouts.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// At most this many checkouts per phase.
+        #[arg(long, default_value_t = 1_000_000)]
+        attempts: usize,
+        /// Arrivals per second of the open loop (default: half the closed loop's settled rate).
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(
+            long,
+            env = "KOMMERCE_REDIS_URL",
+            default_value = "redis://127.0.0.1:6379"
+        )]
+        redis_url: String,
+        #[arg(
+            long,
+            env = "KOMMERCE_KAFKA__BOOTSTRAP_SERVERS",
+            default_value = "127.0.0.1:9092"
+        )]
+        kafka: String,
+        #[arg(long, default_value = "docs/bench")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -279,29 +314,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate => migrate(&cli.database_url).await,
         #[cfg(feature = "bench")]
-        Command::Bench {
-            command:
-                BenchCommand::Stock {
-                    strategies,
-                    buyers,
-                    attempts,
-                    stock,
-                    out,
-                },
-        } => {
-            let bench = kommerce::bench::stock(kommerce::bench::StockBench {
-                strategies,
-                buyers,
-                attempts,
-                stock,
-                out_dir: out,
-            });
-            // The in-process item service listens for SIGTERM too: stop the whole run on it.
-            tokio::select! {
-                result = bench => result.map(drop),
-                () = kommerce_kit::server::shutdown_signal() => Ok(()),
-            }
-        }
+        Command::Bench { command } => bench(command, cli.database_url).await,
         Command::Saga {
             command:
                 SagaCommand::Trace {
@@ -344,6 +357,65 @@ async fn main() -> anyhow::Result<()> {
         Command::User {
             command: UserCommand::CreateAdmin { email, name, phone },
         } => create_admin(&cli.database_url, &email, &name, &phone).await,
+    }
+}
+
+/// `kommerce bench …`.
+#[cfg(feature = "bench")]
+async fn bench(command: BenchCommand, database_url: String) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Stock {
+            strategies,
+            buyers,
+            attempts,
+            stock,
+            out,
+        } => {
+            let bench = kommerce::bench::stock(kommerce::bench::StockBench {
+                strategies,
+                buyers,
+                attempts,
+                stock,
+                out_dir: out,
+            });
+            // The in-process item service listens for SIGTERM too: stop the whole run on it.
+            tokio::select! {
+                result = bench => result.map(drop),
+                () = kommerce_kit::server::shutdown_signal() => Ok(()),
+            }
+        }
+        BenchCommand::Checkout {
+            shoppers,
+            items,
+            concurrency,
+            seconds,
+            attempts,
+            rate,
+            redis_url,
+            kafka,
+            out,
+        } => {
+            let bin_dir = std::env::current_exe()?
+                .parent()
+                .map(PathBuf::from)
+                .context("no directory for the binaries")?;
+            kommerce::bench::checkout::run(kommerce::bench::checkout::CheckoutBench {
+                shoppers,
+                items,
+                concurrency,
+                duration: std::time::Duration::from_secs(seconds),
+                attempts,
+                rate,
+                out_dir: Some(out),
+                bin_dir,
+                database_url,
+                redis_url,
+                kafka: Some(kafka),
+                progress: true,
+            })
+            .await
+            .map(drop)
+        }
     }
 }
 

@@ -168,6 +168,8 @@ struct Running {
     spec: ServiceSpec,
     port: u16,
     child: Child,
+    /// When the process was started (exec).
+    started: Instant,
 }
 
 /// The URL of every service, for the peers each one calls.
@@ -268,6 +270,7 @@ fn spawn(
     for (k, v) in &opts.env {
         cmd.env(k, v);
     }
+    let started = Instant::now();
     let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
@@ -278,7 +281,12 @@ fn spawn(
     if let Some(err) = child.stderr.take() {
         tokio::spawn(tag_lines(tag, BufReader::new(err)));
     }
-    Ok(Running { spec, port, child })
+    Ok(Running {
+        spec,
+        port,
+        child,
+        started,
+    })
 }
 
 async fn tag_lines(tag: String, reader: impl tokio::io::AsyncBufRead + Unpin) {
@@ -289,6 +297,7 @@ async fn tag_lines(tag: String, reader: impl tokio::io::AsyncBufRead + Unpin) {
 }
 
 /// Polls `GET /readyz` until 200 or `limit` passes; fails at once if the process exits.
+/// Answers how long after its exec the service was ready.
 async fn wait_ready(r: &mut Running, limit: Duration) -> anyhow::Result<Duration> {
     let client: Client<_, http_body_util::Empty<axum::body::Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
@@ -300,7 +309,7 @@ async fn wait_ready(r: &mut Running, limit: Duration) -> anyhow::Result<Duration
         }
         if let Ok(resp) = client.get(uri.clone()).await {
             if resp.status().is_success() {
-                return Ok(started.elapsed());
+                return Ok(r.started.elapsed());
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -322,6 +331,8 @@ pub struct Platform {
     service_keys: BTreeMap<String, (String, String)>,
     ports: Vec<(&'static str, u16)>,
     running: Vec<Running>,
+    /// How long each service took from its start to its first ready answer.
+    ready: Vec<(&'static str, Duration)>,
     router: SocketAddr,
     router_stop: Option<tokio::sync::oneshot::Sender<()>>,
     router_task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -372,15 +383,19 @@ impl Platform {
                 }
             }
         }
+        let mut ready = Vec::new();
         for i in 0..running.len() {
             let r = &mut running[i];
             match wait_ready(r, Duration::from_secs(60)).await {
-                Ok(t) => println!(
-                    "[kommerce] {} ready on 127.0.0.1:{} in {} ms",
-                    r.spec.name,
-                    r.port,
-                    t.as_millis()
-                ),
+                Ok(t) => {
+                    println!(
+                        "[kommerce] {} ready on 127.0.0.1:{} in {} ms",
+                        r.spec.name,
+                        r.port,
+                        t.as_millis()
+                    );
+                    ready.push((r.spec.name, t));
+                }
                 Err(e) => {
                     let name = r.spec.name;
                     terminate(&running);
@@ -408,10 +423,24 @@ impl Platform {
             service_keys,
             ports,
             running,
+            ready,
             router,
             router_stop: Some(router_stop),
             router_task,
         })
+    }
+
+    /// How long each service took from its start to its first ready answer.
+    pub fn ready_times(&self) -> &[(&'static str, Duration)] {
+        &self.ready
+    }
+
+    /// Each running service's process id.
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.running
+            .iter()
+            .filter_map(|r| Some((r.spec.name, r.child.id()?)))
+            .collect()
     }
 
     /// Where the router listens.

@@ -4,7 +4,7 @@
 //! StockPool contract. Prints a table and writes JSON and an SVG chart.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,8 @@ use kommerce_kit::{HttpSettings, TelemetrySettings};
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+use super::{display, percentile};
 
 #[derive(Debug, Clone)]
 pub struct StockBench {
@@ -48,19 +50,6 @@ pub struct StrategyResult {
     pub redis_commands_per_sale: f64,
     /// Ops/s relative to the first strategy run (spinLock by default).
     pub ratio_vs_baseline: f64,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn redis_commands() -> anyhow::Result<u64> {
@@ -312,10 +301,6 @@ pub async fn stock(opts: StockBench) -> anyhow::Result<Vec<StrategyResult>> {
     Ok(results)
 }
 
-fn display(p: &Path) -> String {
-    p.display().to_string()
-}
-
 fn print_table(results: &[StrategyResult], opts: &StockBench) {
     println!(
         "\none hot SKU, stock {}, {} buyers, {} attempts per strategy\n",
@@ -405,14 +390,6 @@ pub fn chart(results: &[StrategyResult], opts: &StockBench) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_pick_the_nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert!((percentile(&v, 0.5) - 51.0).abs() < f64::EPSILON);
-        assert!((percentile(&v, 0.99) - 99.0).abs() < f64::EPSILON);
-        assert!(percentile(&[], 0.5).abs() < f64::EPSILON);
-    }
 
     #[test]
     fn the_chart_has_a_bar_per_strategy() {

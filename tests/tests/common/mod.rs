@@ -127,12 +127,7 @@ pub struct Shop {
 }
 
 /// A customer with a default address and a token.
-#[derive(Debug, Clone)]
-pub struct Shopper {
-    pub id: Uuid,
-    pub token: String,
-    pub address_id: Uuid,
-}
+pub use kommerce::bench::Shopper;
 
 fn http_settings(port: u16) -> HttpSettings {
     HttpSettings {
@@ -615,40 +610,9 @@ pub async fn send(
 /// `n` customers with a default address each, written straight to the user database (hashing
 /// a thousand passwords would test argon2, not the saga), with tokens from `signer`.
 pub async fn insert_shoppers(user_db: &PgPool, signer: &TokenSigner, n: usize) -> Vec<Shopper> {
-    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
-    let addresses: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
-    let emails: Vec<String> = ids
-        .iter()
-        .map(|i| format!("{}@shop.test", i.simple()))
-        .collect();
-    sqlx::query(
-        "INSERT INTO users (id, email, password_hash, name, phone) \
-         SELECT id, email, 'not-a-hash', 'Shopper', '+15550100' \
-         FROM unnest($1::uuid[], $2::text[]) AS t(id, email)",
-    )
-    .bind(&ids)
-    .bind(&emails)
-    .execute(user_db)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO addresses (id, user_id, recipient, phone, line1, city, postal_code, country, is_default) \
-         SELECT a, u, 'Shopper', '+15550100', '1 Main St', 'Springfield', '12345', 'US', true \
-         FROM unnest($1::uuid[], $2::uuid[]) AS t(a, u)",
-    )
-    .bind(&addresses)
-    .bind(&ids)
-    .execute(user_db)
-    .await
-    .unwrap();
-    ids.iter()
-        .zip(&addresses)
-        .map(|(id, a)| Shopper {
-            id: *id,
-            token: signer.sign(*id, Role::Customer, Uuid::new_v4()).unwrap().0,
-            address_id: *a,
-        })
-        .collect()
+    kommerce::bench::insert_shoppers(user_db, signer, n)
+        .await
+        .unwrap()
 }
 
 /// After `buyers` one-unit checkouts of an item with `units` in stock, by shoppers who each had

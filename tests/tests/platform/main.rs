@@ -14,6 +14,7 @@ mod common;
 #[path = "../common/live.rs"]
 mod live;
 
+mod bench;
 mod contract;
 mod platform;
 mod redis_loss;
