@@ -189,9 +189,26 @@ enum BenchCommand {
             default_value = "127.0.0.1:9092"
         )]
         kafka: String,
+        /// `KEY=VALUE` for every service's environment, or `SERVICE:KEY=VALUE` for one
+        /// (`order:KOMMERCE_SAGA__CONSUMERS=6`), repeatable: what a change of configuration
+        /// does to the figures.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_env)]
+        env: Vec<(String, String)>,
         #[arg(long, default_value = "docs/bench")]
         out: PathBuf,
     },
+}
+
+#[cfg(feature = "bench")]
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .filter(|(k, _)| {
+            k.rsplit(':')
+                .next()
+                .is_some_and(|k| k.starts_with("KOMMERCE_"))
+        })
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected [SERVICE:]KOMMERCE_<SECTION>__<KEY>=VALUE, got {s}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -393,6 +410,7 @@ async fn bench(command: BenchCommand, database_url: String) -> anyhow::Result<()
             rate,
             redis_url,
             kafka,
+            env,
             out,
         } => {
             let bin_dir = std::env::current_exe()?
@@ -412,6 +430,7 @@ async fn bench(command: BenchCommand, database_url: String) -> anyhow::Result<()
                 redis_url,
                 kafka: Some(kafka),
                 progress: true,
+                env,
             })
             .await
             .map(drop)

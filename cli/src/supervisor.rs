@@ -41,7 +41,8 @@ pub struct UpOptions {
     pub namespace: Option<String>,
     /// The Kafka bootstrap servers for the services that use Kafka (their default otherwise).
     pub kafka: Option<String>,
-    /// More environment for every service (`KOMMERCE_SAGA__CONSUMERS=…`).
+    /// More environment for every service (`KOMMERCE_TELEMETRY__LOG_FILTER=…`), or for one
+    /// service when the key names it (`order:KOMMERCE_SAGA__CONSUMERS=…`).
     pub env: Vec<(String, String)>,
 }
 
@@ -172,6 +173,18 @@ struct Running {
     started: Instant,
 }
 
+/// What of `env` (`KEY`, or `SERVICE:KEY` for one service) `service` gets.
+fn extra_env<'a>(
+    service: &'a str,
+    env: &'a [(String, String)],
+) -> impl Iterator<Item = (&'a str, &'a str)> {
+    env.iter()
+        .filter_map(move |(k, v)| match k.split_once(':') {
+            Some((only, key)) => (only == service).then_some((key, v.as_str())),
+            None => Some((k.as_str(), v.as_str())),
+        })
+}
+
 /// The URL of every service, for the peers each one calls.
 fn spawn(
     spec: ServiceSpec,
@@ -267,9 +280,7 @@ fn spawn(
         cmd.env("KOMMERCE_USER__BOOTSTRAP_ADMIN_EMAIL", email)
             .env("KOMMERCE_USER__BOOTSTRAP_ADMIN_PASSWORD", password);
     }
-    for (k, v) in &opts.env {
-        cmd.env(k, v);
-    }
+    cmd.envs(extra_env(spec.name, &opts.env));
     let started = Instant::now();
     let mut child = cmd
         .spawn()
@@ -560,4 +571,29 @@ pub async fn up(opts: UpOptions, demo: bool) -> anyhow::Result<()> {
     }
     println!("[kommerce] stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_environment_goes_to_every_service_or_to_the_one_named() {
+        let env = [
+            ("KOMMERCE_TELEMETRY__JSON", "true"),
+            ("order:KOMMERCE_SAGA__CONSUMERS", "6"),
+            ("pay:KOMMERCE_SAGA__CONSUMERS", "4"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let order: Vec<_> = extra_env("order", &env).collect();
+        assert_eq!(
+            order,
+            [
+                ("KOMMERCE_TELEMETRY__JSON", "true"),
+                ("KOMMERCE_SAGA__CONSUMERS", "6")
+            ]
+        );
+        let user: Vec<_> = extra_env("user", &env).collect();
+        assert_eq!(user, [("KOMMERCE_TELEMETRY__JSON", "true")]);
+    }
 }

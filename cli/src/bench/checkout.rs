@@ -54,6 +54,8 @@ pub struct CheckoutBench {
     pub kafka: Option<String>,
     /// Print a progress line while a phase runs.
     pub progress: bool,
+    /// More environment for every service (`KOMMERCE_SAGA__CONSUMERS=6`), for experiments.
+    pub env: Vec<(String, String)>,
 }
 
 /// Payment→order latency percentiles, milliseconds.
@@ -186,14 +188,18 @@ struct Shop {
     order: PgPool,
     server: PgPool,
     databases: Vec<String>,
-    next: AtomicUsize,
     stop: Arc<AtomicBool>,
 }
 
+/// The item of a shopper's `nth` checkout: each shopper cycles through every item, so a line
+/// for an item is long gone (its order made) before the same shopper adds that item again —
+/// adding to a line still in the cart would raise its quantity, and its total.
+fn item_for(shop: &Shop, shopper: usize, nth: usize) -> Uuid {
+    shop.items[(shopper + nth) % shop.items.len()]
+}
+
 /// A checkout's answer: accepted, or an error's kind.
-async fn checkout(shop: &Shop, who: &Shopper) -> Result<(), String> {
-    let n = shop.next.fetch_add(1, Ordering::Relaxed);
-    let item = shop.items[n % shop.items.len()];
+async fn checkout(shop: &Shop, who: &Shopper, item: Uuid) -> Result<(), String> {
     let kind = |r: &reqwest::Response| r.status().as_u16().to_string();
     let line = shop
         .http
@@ -219,11 +225,33 @@ async fn checkout(shop: &Shop, who: &Shopper) -> Result<(), String> {
         .send()
         .await
         .map_err(|_| "transport".to_owned())?;
-    if paid.status().as_u16() == 201 {
-        Ok(())
-    } else {
-        Err(format!("pay {}", kind(&paid)))
+    if paid.status().as_u16() != 201 {
+        return Err(format!("pay {}", kind(&paid)));
     }
+    // The shopper waits for the answer as the storefront does, polling the payment (20 ms,
+    // doubling to 320 ms): a checkout ends when its order exists or its refund is made.
+    let paid: Value = paid.json().await.map_err(|_| "transport".to_owned())?;
+    let url = format!(
+        "{}/api/v1/payments/{}",
+        shop.base,
+        paid["id"].as_str().unwrap_or_default()
+    );
+    let mut wait = Duration::from_millis(20);
+    for _ in 0..200 {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_millis(320));
+        let now: Value = match shop.http.get(&url).bearer_auth(&who.token).send().await {
+            Ok(r) if r.status().is_success() => {
+                r.json().await.map_err(|_| "transport".to_owned())?
+            }
+            Ok(r) => return Err(format!("follow {}", kind(&r))),
+            Err(_) => return Err("transport".into()),
+        };
+        if now["status"] != "pending_order" {
+            return Ok(());
+        }
+    }
+    Err("not settled in a minute".into())
 }
 
 #[derive(Default)]
@@ -249,7 +277,8 @@ impl Tally {
     }
 }
 
-/// Issues checkouts for `opts.duration` (or `opts.attempts`, or until stopped).
+/// Issues checkouts for `opts.duration` (or `opts.attempts`, or until stopped). A checkout is
+/// add to cart, pay, and follow the payment until the saga has settled it.
 async fn drive(shop: &Arc<Shop>, load: Load, opts: &CheckoutBench, tally: &Arc<Tally>) -> f64 {
     let started = Instant::now();
     let deadline = started + opts.duration;
@@ -260,6 +289,7 @@ async fn drive(shop: &Arc<Shop>, load: Load, opts: &CheckoutBench, tally: &Arc<T
     };
     let progress = opts.progress.then(|| {
         let (tally, shop, total) = (tally.clone(), shop.clone(), opts.duration.as_secs_f64());
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -267,8 +297,13 @@ async fn drive(shop: &Arc<Shop>, load: Load, opts: &CheckoutBench, tally: &Arc<T
                 let accepted = tally.accepted.load(Ordering::Relaxed);
                 let errors: usize = tally.errors.lock().map_or(0, |e| e.values().sum());
                 let filled = usize_of((secs / total).min(1.0) * 30.0);
+                // Redirected: a line every ten seconds rather than a bar redrawn in place.
+                if !terminal && usize_of(secs * 2.0) % 20 != 0 {
+                    continue;
+                }
                 eprint!(
-                    "\r  [{}{}] {secs:5.1}/{total:.0} s  accepted {accepted} ({:.0}/s)  errors {errors}   ",
+                    "{}  [{}{}] {secs:5.1}/{total:.0} s  accepted {accepted} ({:.0}/s)  errors {errors}   ",
+                    if terminal { "\r" } else { "\n" },
                     "#".repeat(filled),
                     ".".repeat(30 - filled),
                     f64_of(accepted) / secs.max(0.001)
@@ -289,7 +324,9 @@ async fn drive(shop: &Arc<Shop>, load: Load, opts: &CheckoutBench, tally: &Arc<T
                     let mine = &shop.shoppers[w * per..(w + 1) * per];
                     let mut k = 0;
                     while busy(&tally) {
-                        tally.record(checkout(&shop, &mine[k % mine.len()]).await);
+                        let (j, nth) = (k % per, k / per);
+                        let item = item_for(&shop, w * per + j, nth);
+                        tally.record(checkout(&shop, &mine[j], item).await);
                         k += 1;
                     }
                 }
@@ -311,10 +348,12 @@ async fn drive(shop: &Arc<Shop>, load: Load, opts: &CheckoutBench, tally: &Arc<T
                     continue;
                 };
                 let (shop, tally) = (shop.clone(), tally.clone());
-                let who = shop.shoppers[k % shop.shoppers.len()].clone();
+                let n = shop.shoppers.len();
+                let who = shop.shoppers[k % n].clone();
+                let item = item_for(&shop, k % n, k / n);
                 k += 1;
                 tasks.spawn(async move {
-                    tally.record(checkout(&shop, &who).await);
+                    tally.record(checkout(&shop, &who, item).await);
                     drop(permit);
                 });
             }
@@ -708,7 +747,13 @@ pub async fn run(opts: CheckoutBench) -> anyhow::Result<Report> {
         admin: None,
         namespace: Some(ns.clone()),
         kafka: opts.kafka.clone(),
-        env: vec![("KOMMERCE_TELEMETRY__LOG_FILTER".into(), "warn".into())],
+        env: [(
+            "KOMMERCE_TELEMETRY__LOG_FILTER".to_owned(),
+            "warn".to_owned(),
+        )]
+        .into_iter()
+        .chain(opts.env.iter().cloned())
+        .collect(),
     };
     println!(
         "starting the platform ({}) from {}",
@@ -845,7 +890,6 @@ async fn measure(
             .iter()
             .map(|s| up.database_name(s))
             .collect(),
-        next: AtomicUsize::new(0),
         stop: Arc::new(AtomicBool::new(false)),
     });
     {

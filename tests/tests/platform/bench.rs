@@ -32,6 +32,7 @@ async fn the_checkout_benchmark_drives_both_phases_and_checks_the_books() {
         redis_url: "redis://127.0.0.1:6379".into(),
         kafka: std::env::var("KOMMERCE_TEST_KAFKA").ok(),
         progress: false,
+        env: Vec::new(),
     })
     .await
     .unwrap();
