@@ -112,6 +112,16 @@ impl TestApp {
         r.json().await.expect("json")
     }
 
+    /// `POST /api/v1/auth/refresh` with `token` in the body (the JSON flow).
+    async fn refresh(&self, token: &str) -> Response {
+        self.post(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({"refresh_token": token}),
+        )
+        .await
+    }
+
     async fn login_as(&self, email: &str, password: &str) -> Response {
         self.post(
             "/api/v1/auth/login",
@@ -360,13 +370,7 @@ async fn login_gives_tokens_that_open_the_profile() {
 async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
     let app = TestApp::spawn().await;
     let first = app.user("ada@example.com").await;
-    let r = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": first.refresh}),
-        )
-        .await;
+    let r = app.refresh(&first.refresh).await;
     assert_eq!(r.status(), StatusCode::OK);
     let second = session(&r.json().await.unwrap());
     assert_ne!(second.refresh, first.refresh);
@@ -378,21 +382,9 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
     );
 
     // The first refresh token again: reuse → 401, and the family is gone.
-    let r = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": first.refresh}),
-        )
-        .await;
+    let r = app.refresh(&first.refresh).await;
     assert_eq!(problem(r).await.0, StatusCode::UNAUTHORIZED);
-    let r = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": second.refresh}),
-        )
-        .await;
+    let r = app.refresh(&second.refresh).await;
     assert_eq!(
         problem(r).await.0,
         StatusCode::UNAUTHORIZED,
@@ -576,13 +568,7 @@ async fn the_json_flow_ignores_cookies_and_needs_the_token_in_the_body() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(fields(&body), ["refresh_token"]);
     // The token is still good: the refused request used nothing.
-    let r = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": s.refresh}),
-        )
-        .await;
+    let r = app.refresh(&s.refresh).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get("set-cookie").is_none());
 }
@@ -618,13 +604,7 @@ async fn logout_refuses_the_old_access_token_and_refresh_token() {
             .0,
         StatusCode::UNAUTHORIZED
     );
-    let r = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": s.refresh}),
-        )
-        .await;
+    let r = app.refresh(&s.refresh).await;
     assert_eq!(problem(r).await.0, StatusCode::UNAUTHORIZED);
     let r = app
         .post("/api/v1/auth/logout", Some(&s.access), &json!({}))
@@ -713,21 +693,9 @@ async fn a_password_change_needs_the_current_one_and_ends_other_sessions() {
             .status(),
         StatusCode::UNAUTHORIZED
     );
-    let r = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": other.refresh}),
-        )
-        .await;
+    let r = app.refresh(&other.refresh).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": mine.refresh}),
-        )
-        .await;
+    let r = app.refresh(&mine.refresh).await;
     assert_eq!(r.status(), StatusCode::OK, "this session can still refresh");
     assert_eq!(
         app.login_as("ada@example.com", PASSWORD).await.status(),
