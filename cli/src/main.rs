@@ -165,8 +165,9 @@ enum BenchCommand {
         shoppers: usize,
         #[arg(long, default_value_t = 32)]
         items: usize,
-        /// Concurrent shoppers of the closed loop.
-        #[arg(long, default_value_t = 64)]
+        /// Concurrent shoppers of the closed loop (each waits for its order, polling as the
+        /// storefront does, so it takes this many to keep the saga busy).
+        #[arg(long, default_value_t = 128)]
         concurrency: usize,
         /// Seconds each phase issues checkouts.
         #[arg(long, default_value_t = 60)]

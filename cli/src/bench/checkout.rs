@@ -228,18 +228,19 @@ async fn checkout(shop: &Shop, who: &Shopper, item: Uuid) -> Result<(), String> 
     if paid.status().as_u16() != 201 {
         return Err(format!("pay {}", kind(&paid)));
     }
-    // The shopper waits for the answer as the storefront does, polling the payment (20 ms,
-    // doubling to 320 ms): a checkout ends when its order exists or its refund is made.
+    // The shopper waits for the answer as the storefront does (web/src/lib/poll.ts): the
+    // payment at once, then after 250 ms, doubling to 2 s; a checkout ends when its order
+    // exists or its refund is made.
     let paid: Value = paid.json().await.map_err(|_| "transport".to_owned())?;
     let url = format!(
         "{}/api/v1/payments/{}",
         shop.base,
         paid["id"].as_str().unwrap_or_default()
     );
-    let mut wait = Duration::from_millis(20);
-    for _ in 0..200 {
+    let mut wait = Duration::ZERO;
+    for _ in 0..40 {
         tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_millis(320));
+        wait = (wait * 2).clamp(Duration::from_millis(250), Duration::from_secs(2));
         let now: Value = match shop.http.get(&url).bearer_auth(&who.token).send().await {
             Ok(r) if r.status().is_success() => {
                 r.json().await.map_err(|_| "transport".to_owned())?
