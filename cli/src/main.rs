@@ -190,6 +190,9 @@ enum BenchCommand {
             default_value = "127.0.0.1:9092"
         )]
         kafka: String,
+        /// The stock pool's strategy during the run.
+        #[arg(long, default_value = "reservation", value_parser = parse_strategy)]
+        strategy: Strategy,
         /// `KEY=VALUE` for every service's environment, or `SERVICE:KEY=VALUE` for one
         /// (`order:KOMMERCE_SAGA__CONSUMERS=6`), repeatable: what a change of configuration
         /// does to the figures.
@@ -411,6 +414,7 @@ async fn bench(command: BenchCommand, database_url: String) -> anyhow::Result<()
             rate,
             redis_url,
             kafka,
+            strategy,
             env,
             out,
         } => {
@@ -432,6 +436,7 @@ async fn bench(command: BenchCommand, database_url: String) -> anyhow::Result<()
                 kafka: Some(kafka),
                 progress: true,
                 env,
+                strategy,
             })
             .await
             .map(drop)

@@ -56,6 +56,8 @@ pub struct CheckoutBench {
     pub progress: bool,
     /// More environment for every service (`KOMMERCE_SAGA__CONSUMERS=6`), for experiments.
     pub env: Vec<(String, String)>,
+    /// The stock pool's strategy (the chart's default is `reservation`).
+    pub strategy: kommerce_contracts::stock_pool::Strategy,
 }
 
 /// Payment→order latency percentiles, milliseconds.
@@ -155,6 +157,8 @@ pub struct Invariants {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub cores: usize,
+    /// The stock pool's strategy during the run.
+    pub strategy: &'static str,
     pub shoppers: usize,
     pub items: usize,
     pub phases: Vec<Phase>,
@@ -903,6 +907,14 @@ async fn measure(
         });
     }
 
+    super::apply_stock_policy(
+        &up.redis_url,
+        up.namespace.as_deref().unwrap_or_default(),
+        opts.strategy,
+    )
+    .await?;
+    println!("stock strategy: {}", opts.strategy.as_str());
+
     // The ceilings first, on the idle platform.
     println!("ceilings: PostgreSQL commits, the HTTP stack, the broker's round trip");
     let pg = pg_ceiling(
@@ -959,6 +971,7 @@ async fn measure(
     let allowed = ceilings.pg_commits_per_sec / closed.commits_per_checkout.max(1.0);
     let report = Report {
         cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        strategy: opts.strategy.as_str(),
         shoppers: opts.shoppers,
         items: opts.items,
         fraction_of_pg_ceiling: closed.settled_per_sec / allowed.max(0.001),
@@ -1018,9 +1031,9 @@ pub fn chart(r: &Report) -> String {
         svg,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="#fff"/>
-<text x="{left}" y="28" font-size="15" font-weight="bold">kommerce bench checkout — {} cores, {} shoppers, {} items</text>
+<text x="{left}" y="28" font-size="15" font-weight="bold">kommerce bench checkout — {} cores, {} shoppers, {} items, stock {}</text>
 "##,
-        r.cores, r.shoppers, r.items
+        r.cores, r.shoppers, r.items, r.strategy
     );
     let closed_cpc = r
         .phases

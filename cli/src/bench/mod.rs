@@ -84,6 +84,54 @@ pub async fn insert_shoppers(
         .collect()
 }
 
+/// Sets the stock pool `default` of the platform in `namespace` to `strategy`, as the
+/// operator does (the document, then the announcement), and waits until an item service
+/// acknowledges it.
+pub async fn apply_stock_policy(
+    redis_url: &str,
+    namespace: &str,
+    strategy: kommerce_contracts::stock_pool::Strategy,
+) -> anyhow::Result<()> {
+    let policy = kommerce_contracts::stock_pool::PoolPolicy {
+        strategy,
+        ..Default::default()
+    };
+    let (doc, hash) = (policy.document(), policy.hash());
+    let pool = kommerce_contracts::stock_pool::PoolKeys::new(&format!("{namespace}:"), "default");
+    let mut conn = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let () = redis::cmd("SET")
+        .arg(&pool.config)
+        .arg(&doc)
+        .query_async(&mut conn)
+        .await?;
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(&pool.channel)
+        .arg(&hash)
+        .query_async(&mut conn)
+        .await?;
+    let started = std::time::Instant::now();
+    loop {
+        let acks: Vec<String> = redis::cmd("KEYS")
+            .arg(pool.ack_pattern())
+            .query_async(&mut conn)
+            .await?;
+        for ack in acks {
+            let got: Option<String> = redis::cmd("GET").arg(&ack).query_async(&mut conn).await?;
+            if got.as_deref() == Some(hash.as_str()) {
+                return Ok(());
+            }
+        }
+        anyhow::ensure!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no item service applied the stock policy {} in 20 s",
+            strategy.as_str()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

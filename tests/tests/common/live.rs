@@ -399,55 +399,13 @@ impl Live {
     /// Sets the stock pool's policy to `strategy`, as the operator does (the document, then the
     /// announcement), and waits until the item service acknowledges it.
     pub(crate) async fn stock_strategy(&self, strategy: kommerce_item::domain::stock::Strategy) {
-        let policy = kommerce_item::domain::stock::PoolPolicy {
+        kommerce::bench::apply_stock_policy(
+            &self.opts.redis_url,
+            self.opts.namespace.as_deref().unwrap(),
             strategy,
-            ..Default::default()
-        };
-        let (doc, hash) = (policy.document(), policy.hash());
-        let pool = kommerce_contracts::stock_pool::PoolKeys::new(
-            &format!("{}:", self.opts.namespace.as_deref().unwrap()),
-            "default",
-        );
-        let client = redis::Client::open(self.opts.redis_url.as_str()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let () = redis::cmd("SET")
-            .arg(&pool.config)
-            .arg(&doc)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg(&pool.channel)
-            .arg(&hash)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        crate::common::eventually(
-            "the item service applies the stock policy",
-            std::time::Duration::from_secs(20),
-            || {
-                let (mut conn, pattern, hash) = (conn.clone(), pool.ack_pattern(), hash.clone());
-                async move {
-                    let acks: Vec<String> = redis::cmd("KEYS")
-                        .arg(pattern)
-                        .query_async(&mut conn)
-                        .await
-                        .unwrap_or_default();
-                    for ack in acks {
-                        let got: Option<String> = redis::cmd("GET")
-                            .arg(&ack)
-                            .query_async(&mut conn)
-                            .await
-                            .unwrap_or_default();
-                        if got.as_deref() == Some(hash.as_str()) {
-                            return true;
-                        }
-                    }
-                    false
-                }
-            },
         )
-        .await;
+        .await
+        .unwrap();
     }
 
     /// Units of `item` still to be had: its stock and the ledger rows not folded in yet.

@@ -33,11 +33,13 @@ async fn the_checkout_benchmark_drives_both_phases_and_checks_the_books() {
         kafka: std::env::var("KOMMERCE_TEST_KAFKA").ok(),
         progress: false,
         env: Vec::new(),
+        strategy: kommerce_contracts::stock_pool::Strategy::Reservation,
     })
     .await
     .unwrap();
 
     assert!(report.invariants.ok, "{:?}", report.invariants);
+    assert_eq!(report.strategy, "reservation");
     assert_eq!(report.phases.len(), 2);
     for p in &report.phases {
         assert!(p.accepted > 0, "{p:?}");
