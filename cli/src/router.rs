@@ -99,9 +99,10 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
 
 /// Paths the services answer (or refuse); everything else belongs to the storefront.
 fn is_api(path: &str) -> bool {
-    ["/api", "/internal"]
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    ["/api", "/internal"].iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 async fn proxy(State(routes): State<Arc<Routes>>, req: Request) -> Response {

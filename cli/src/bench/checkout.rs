@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Shopper, display, insert_shoppers, percentile};
+use super::{Shopper, insert_shoppers, percentile};
 use crate::supervisor::{Platform, UpOptions};
 
 /// The price of every benchmark item (minor units) and what each shopper's wallet gets.
@@ -778,8 +778,8 @@ pub async fn run(opts: CheckoutBench) -> anyhow::Result<Report> {
             serde_json::to_string_pretty(&report)? + "\n",
         )?;
         std::fs::write(dir.join("checkout.svg"), chart(&report))?;
-        println!("wrote {}", display(&dir.join("checkout.json")));
-        println!("wrote {}", display(&dir.join("checkout.svg")));
+        println!("wrote {}", dir.join("checkout.json").display());
+        println!("wrote {}", dir.join("checkout.svg").display());
     }
     if !report.invariants.ok {
         bail!("the books do not add up: {:?}", report.invariants);

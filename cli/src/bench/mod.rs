@@ -5,8 +5,6 @@
 pub mod checkout;
 mod stock;
 
-use std::path::Path;
-
 use kommerce_kit::auth::{Role, TokenSigner};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -25,11 +23,6 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     )]
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
-}
-
-/// A path as messages show it.
-fn display(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// A customer with a default address and an access token.

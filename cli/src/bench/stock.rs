@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{display, percentile};
+use super::percentile;
 
 #[derive(Debug, Clone)]
 pub struct StockBench {
@@ -296,8 +296,8 @@ pub async fn stock(opts: StockBench) -> anyhow::Result<Vec<StrategyResult>> {
         serde_json::to_string_pretty(&report)? + "\n",
     )?;
     std::fs::write(opts.out_dir.join("stock.svg"), chart(&results, &opts))?;
-    println!("wrote {}", display(&opts.out_dir.join("stock.json")));
-    println!("wrote {}", display(&opts.out_dir.join("stock.svg")));
+    println!("wrote {}", opts.out_dir.join("stock.json").display());
+    println!("wrote {}", opts.out_dir.join("stock.svg").display());
     Ok(results)
 }
 

@@ -18,6 +18,18 @@ use uuid::Uuid;
 
 const GRACE: Duration = Duration::from_secs(30);
 
+/// How a cluster runs every image: read-only root, nonroot, no capability, no way to gain one.
+const RESTRICTED: &[&str] = &[
+    "--read-only",
+    "--read-only-tmpfs=false",
+    "--user",
+    "65532:65532",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+];
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -134,24 +146,9 @@ async fn every_image_runs_read_only_as_nonroot_answers_ready_and_stops_on_sigter
         std::fs::write(work.join(format!("{}.toml", c.name)), config).unwrap();
         let container = format!("kommerce-{ns}-{}", c.name);
         let image = format!("kommerce/{}:{version}", c.name);
-        let mut args = vec![
-            "run",
-            "-d",
-            "--name",
-            &container,
-            "--network",
-            "host",
-            "--read-only",
-            "--read-only-tmpfs=false",
-            "--user",
-            "65532:65532",
-            "--cap-drop",
-            "ALL",
-            "--security-opt",
-            "no-new-privileges",
-            "-e",
-            "KOMMERCE_CONFIG=/etc/kommerce/config.toml",
-        ];
+        let mut args = vec!["run", "-d", "--name", &container, "--network", "host"];
+        args.extend(RESTRICTED);
+        args.extend(["-e", "KOMMERCE_CONFIG=/etc/kommerce/config.toml"]);
         for m in &mounts {
             args.extend(["-v", m.as_str()]);
         }
@@ -281,26 +278,14 @@ async fn storefront_image(version: &str, http: &reqwest::Client) {
     );
     ok(
         "podman run web",
-        &podman(&[
-            "run",
-            "-d",
-            "--name",
-            &container,
-            "--network",
-            "host",
-            "--read-only",
-            "--user",
-            "65532:65532",
-            "--cap-drop",
-            "ALL",
-            "--security-opt",
-            "no-new-privileges",
-            "-e",
-            &port_env,
-            "-e",
-            &host_env,
-            &image,
-        ]),
+        &podman(
+            &[
+                &["run", "-d", "--name", &container, "--network", "host"],
+                RESTRICTED,
+                &["-e", &port_env, "-e", &host_env, &image],
+            ]
+            .concat(),
+        ),
     );
     let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
