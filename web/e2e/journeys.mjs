@@ -320,12 +320,11 @@ async function adminJourney(demoOrder) {
   await byId(page, 'admin-item-name').fill(name)
   await byId(page, 'admin-item-description').fill('Added by the browser journey.')
   await byId(page, 'admin-item-price').fill('45000')
-  await byId(page, 'admin-item-category').selectOption({ label: 'Kettles' }).catch(async () => {
-    // Labels may carry the parent ("Kitchen › Kettles"): pick the option naming Kettles.
-    const value = await page.$eval('[data-testid="admin-item-category"]', (s) =>
-      [...s.options].find((o) => o.text.includes('Kettles'))?.value)
-    await byId(page, 'admin-item-category').selectOption(value)
-  })
+  // Options are indented by depth ("— Kettles"): pick the one naming Kettles.
+  const kettles = await page.$eval('[data-testid="admin-item-category"]', (s) =>
+    [...s.options].find((o) => o.text.endsWith('Kettles'))?.value)
+  check(kettles, 'no Kettles category to choose')
+  await byId(page, 'admin-item-category').selectOption(kettles)
   await byId(page, 'admin-item-stock').fill('7')
   await byId(page, 'admin-item-images').setInputFiles(picture)
   await byId(page, 'admin-item-images-item').or(byId(page, 'admin-item-images-error')).first().waitFor()
