@@ -282,6 +282,10 @@ pub struct KafkaSettings {
     /// A send not acknowledged within this is failed and retried from the outbox.
     pub send_timeout_ms: u64,
     pub relay_batch: u32,
+    /// The most messages a consumer applies in one transaction: what the client has already
+    /// fetched of a partition when a message arrives, up to this. `1` applies each message in
+    /// a transaction of its own.
+    pub consume_batch: u32,
     /// How often the relay looks at the outbox without a NOTIFY.
     pub relay_poll_ms: u64,
 }
@@ -301,6 +305,7 @@ impl Default for KafkaSettings {
             instance_id: None,
             send_timeout_ms: 10_000,
             relay_batch: 100,
+            consume_batch: 64,
             relay_poll_ms: 1_000,
         }
     }

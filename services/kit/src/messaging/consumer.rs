@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, RebalanceProtocol, StreamConsumer,
 };
@@ -203,6 +204,21 @@ impl GroupContext {
     }
 }
 
+/// The fetched messages split by partition, each part in the order it came (offset order).
+fn by_partition(fetched: Vec<BorrowedMessage<'_>>) -> Vec<Vec<BorrowedMessage<'_>>> {
+    let mut runs: Vec<Vec<BorrowedMessage<'_>>> = Vec::new();
+    for msg in fetched {
+        match runs
+            .iter_mut()
+            .find(|r| r[0].partition() == msg.partition() && r[0].topic() == msg.topic())
+        {
+            Some(run) => run.push(msg),
+            None => runs.push(vec![msg]),
+        }
+    }
+    runs
+}
+
 /// What became of a message.
 enum Outcome {
     Applied,
@@ -320,9 +336,14 @@ impl<H: Handler> Consumer<H> {
         self
     }
 
-    /// Consumes until `stop`. The message in hand is finished first; its offset is committed
-    /// only after its effects are. Returns an error only at a failpoint (a simulated crash:
-    /// nothing more is committed).
+    /// Consumes until `stop`. The messages in hand are finished first; their offsets are
+    /// committed only after their effects are. Returns an error only at a failpoint (a
+    /// simulated crash: nothing more is committed).
+    ///
+    /// Whatever the client has already fetched when a message arrives is taken with it (up to
+    /// `consume_batch`), and each partition's share is applied in one transaction (see
+    /// [`Self::apply_batch`]): under load, one commit and one position update serve many
+    /// messages; idle, a message is applied alone as soon as it arrives.
     pub async fn run(self, stop: impl Future<Output = ()> + Send) -> Result<(), ConsumerError> {
         tokio::pin!(stop);
         loop {
@@ -338,23 +359,72 @@ impl<H: Handler> Consumer<H> {
                     continue;
                 }
             };
-            if let Outcome::Rewound(sought) = self.process(&msg).await? {
-                self.rewind(&msg, sought);
-                continue;
+            let mut fetched = vec![msg];
+            while fetched.len() < self.settings.consume_batch.max(1) as usize {
+                match self.kafka().recv().now_or_never() {
+                    Some(Ok(m)) => fetched.push(m),
+                    Some(Err(e)) => {
+                        tracing::warn!(group = %self.group, error = %e, "consume error");
+                        break;
+                    }
+                    None => break,
+                }
             }
-            if let Err(e) = self
-                .kafka()
-                .store_offset_from_message(&msg)
-                .and_then(|()| self.kafka().commit_consumer_state(CommitMode::Async))
-            {
-                // The effect is committed; a lost offset means a redelivery the inbox absorbs.
-                tracing::warn!(group = %self.group, error = %e, "offset commit failed");
+            for run in by_partition(fetched) {
+                let (Some(last), true) = (run.last(), self.process_run(&run).await?) else {
+                    continue;
+                };
+                if let Err(e) = self
+                    .kafka()
+                    .store_offset_from_message(last)
+                    .and_then(|()| self.kafka().commit_consumer_state(CommitMode::Async))
+                {
+                    // The effects are committed; a lost offset means a redelivery the inbox
+                    // absorbs.
+                    tracing::warn!(group = %self.group, error = %e, "offset commit failed");
+                }
             }
         }
         if let Err(e) = self.kafka().commit_consumer_state(CommitMode::Sync) {
             tracing::debug!(group = %self.group, error = %e, "final commit");
         }
         Ok(())
+    }
+
+    /// Applies one partition's messages (in offset order): together when they can be, else one
+    /// by one. Returns whether the run's last offset may be committed (not when the consumer
+    /// went back: the rest of the run is fetched again).
+    async fn process_run(&self, run: &[BorrowedMessage<'_>]) -> Result<bool, ConsumerError> {
+        if run.len() > 1 {
+            match self.apply_batch(run).await {
+                Ok(Some(applied)) => {
+                    metrics::histogram!("messaging_batch_messages", "consumer" => self.group.clone())
+                        .record(f64::from(u32::try_from(run.len()).unwrap_or(u32::MAX)));
+                    let topic = run[0].topic().to_owned();
+                    for (outcome, n) in [("applied", applied), ("duplicate", run.len() - applied)] {
+                        if n > 0 {
+                            metrics::counter!("messaging_events_total", "consumer" => self.group.clone(), "topic" => topic.clone(), "outcome" => outcome).increment(n as u64);
+                        }
+                    }
+                    return Ok(true);
+                }
+                Ok(None) => {}
+                Err(Interrupted::Crashed(point)) => return Err(ConsumerError::Crashed(point)),
+                Err(Interrupted::Failed(e)) => {
+                    // Rolled back as a whole: each message again on its own, with its own
+                    // retries and dead letter.
+                    tracing::debug!(group = %self.group, error = %e, messages = run.len(), "batch failed; applying its messages one by one");
+                    metrics::counter!("messaging_batch_fallbacks_total", "consumer" => self.group.clone()).increment(1);
+                }
+            }
+        }
+        for msg in run {
+            if let Outcome::Rewound(sought) = self.process(msg).await? {
+                self.rewind(msg, sought);
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Applies one message with bounded retries, or dead-letters it, inside a span that carries
@@ -480,20 +550,7 @@ impl<H: Handler> Consumer<H> {
                 }));
             }
         }
-        let fresh = sqlx::query(
-            "INSERT INTO inbox (consumer, event_id, event_type, topic, partition, \"offset\") \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(&self.group)
-        .bind(envelope.id)
-        .bind(&envelope.kind)
-        .bind(topic)
-        .bind(partition)
-        .bind(offset)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        let fresh = self.insert_inbox(&mut tx, msg, envelope).await?;
         if fresh {
             self.handler.handle(&mut tx, envelope).await?;
         } else {
@@ -501,6 +558,104 @@ impl<H: Handler> Consumer<H> {
             // the position moves past it.
             tracing::debug!("duplicate event skipped");
         }
+        self.commit_applied(tx, topic, partition, offset).await?;
+        Ok(if fresh {
+            Outcome::Applied
+        } else {
+            Outcome::Duplicate
+        })
+    }
+
+    /// Applies consecutive messages of one partition in one transaction: the position locked
+    /// once, each message's inbox row and handler, the position moved past the last, one
+    /// commit. All or nothing: `Ok(None)` when the run cannot be taken together (a message
+    /// that does not decode, an offset that is not the next, a position that is not where the
+    /// run starts) — nothing was written; an error when a handler or the database failed —
+    /// rolled back. Either way the caller applies the messages one by one, where retries, dead
+    /// letters and going back live. Returns how many messages were fresh.
+    async fn apply_batch(&self, run: &[BorrowedMessage<'_>]) -> Result<Option<usize>, Interrupted> {
+        let first = &run[0];
+        let (topic, partition) = (first.topic(), first.partition());
+        let consecutive = run.windows(2).all(|w| w[1].offset() == w[0].offset() + 1);
+        let envelopes: Option<Vec<Envelope>> = run
+            .iter()
+            .map(|m| m.payload().and_then(|p| Envelope::from_bytes(p).ok()))
+            .collect();
+        let (true, Some(envelopes)) = (consecutive, envelopes) else {
+            return Ok(None);
+        };
+        let span = tracing::info_span!(
+            "consume_batch",
+            group = %self.group,
+            topic = %topic,
+            partition,
+            first_offset = first.offset(),
+            messages = run.len(),
+        );
+        async {
+            let mut tx = self.db.begin().await?;
+            let stored = position::lock(&mut *tx, &self.group, topic, partition).await?;
+            if position::judge(stored, first.offset(), self.sought(first)) != Verdict::Apply {
+                return Ok(None);
+            }
+            let mut fresh_count = 0;
+            for (msg, envelope) in run.iter().zip(&envelopes) {
+                if self.insert_inbox(&mut tx, msg, envelope).await? {
+                    fresh_count += 1;
+                    let span = tracing::info_span!(
+                        "consume",
+                        offset = msg.offset(),
+                        event_id = %envelope.id,
+                        event_type = %envelope.kind,
+                        key = %envelope.key,
+                        traceparent = %envelope.traceparent,
+                    );
+                    self.handler
+                        .handle(&mut tx, envelope)
+                        .instrument(span)
+                        .await?;
+                }
+            }
+            let last = run[run.len() - 1].offset();
+            self.commit_applied(tx, topic, partition, last).await?;
+            Ok(Some(fresh_count))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The event's inbox row; `false` when the group has seen the event before.
+    async fn insert_inbox(
+        &self,
+        tx: &mut PgConnection,
+        msg: &BorrowedMessage<'_>,
+        envelope: &Envelope,
+    ) -> Result<bool, sqlx::Error> {
+        Ok(sqlx::query(
+            "INSERT INTO inbox (consumer, event_id, event_type, topic, partition, \"offset\") \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.group)
+        .bind(envelope.id)
+        .bind(&envelope.kind)
+        .bind(msg.topic())
+        .bind(msg.partition())
+        .bind(msg.offset())
+        .execute(tx)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// The end of an attempt (the failpoints mark where a crash would fall): the position moved
+    /// past `last`, the transaction committed.
+    async fn commit_applied(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        topic: &str,
+        partition: i32,
+        last: i64,
+    ) -> Result<(), Interrupted> {
         assert!(
             !self.hooks.fires(Failpoint::ConsumerPanic),
             "failpoint ConsumerPanic: the consumer task dies mid-message"
@@ -508,7 +663,7 @@ impl<H: Handler> Consumer<H> {
         if self.hooks.fires(Failpoint::ConsumerBeforeCommit) {
             return Err(Interrupted::Crashed(Failpoint::ConsumerBeforeCommit));
         }
-        position::advance(&mut *tx, &self.group, topic, partition, offset + 1).await?;
+        position::advance(&mut *tx, &self.group, topic, partition, last + 1).await?;
         tx.commit().await?;
         if let Ok(mut sought) = self.sought.lock() {
             sought.remove(&(topic.to_owned(), partition));
@@ -516,11 +671,7 @@ impl<H: Handler> Consumer<H> {
         if self.hooks.fires(Failpoint::ConsumerAfterCommit) {
             return Err(Interrupted::Crashed(Failpoint::ConsumerAfterCommit));
         }
-        Ok(if fresh {
-            Outcome::Applied
-        } else {
-            Outcome::Duplicate
-        })
+        Ok(())
     }
 
     /// Sends the message as it came to `<topic>.dlq`, with why and from where, retrying until

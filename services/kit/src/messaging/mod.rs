@@ -6,13 +6,14 @@
 //!   transaction, so the event exists if and only if the state change committed.
 //! - [`Relay`]: sends pending outbox rows with an idempotent producer, marks them sent; wakes on
 //!   `LISTEN/NOTIFY` or a poll; safe in several replicas (`FOR UPDATE SKIP LOCKED`).
-//! - [`Consumer`]: one consumer group; per message: transaction → the partition's stored
-//!   position (locked; a message behind it is skipped, one past it sends the consumer back) →
-//!   inbox row (duplicates are skipped) → handler → position moved past it → commit → *then*
+//! - [`Consumer`]: one consumer group; per partition's share of what was fetched (up to
+//!   `consume_batch`, ADR 0026): transaction → the partition's stored position (locked; a
+//!   message behind it is skipped, one past it sends the consumer back) → each message's inbox
+//!   row (duplicates are skipped) and handler → position moved past the last → commit → *then*
 //!   the broker offset, which is only a hint: an assigned partition starts at the stored
-//!   position. Failed handlers are retried with backoff
-//!   up to a bound, then the message goes to `<topic>.dlq` with the reason, and the partition
-//!   moves on.
+//!   position. A batch that fails is rolled back and its messages applied one by one: failed
+//!   handlers are retried with backoff up to a bound, then the message goes to `<topic>.dlq`
+//!   with the reason, and the partition moves on.
 //! - [`provision_topics`]: outside Kubernetes creates a service's topics and their `.dlq`
 //!   ([`ensure_topics`]); in a cluster, where SagaTopics own them, only checks ([`check_topics`]).
 //!

@@ -15,19 +15,18 @@ pub async fn publish_in_tx(
     envelope: &Envelope,
 ) -> Result<(), sqlx::Error> {
     let json = serde_json::to_value(envelope).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    // One round trip: the row, and the notification for it.
     sqlx::query(
-        "INSERT INTO outbox (id, topic, key, event_type, envelope) VALUES ($1, $2, $3, $4, $5)",
+        "WITH row AS (INSERT INTO outbox (id, topic, key, event_type, envelope) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id) SELECT pg_notify($6, '') FROM row",
     )
     .bind(envelope.id)
     .bind(topic)
     .bind(&envelope.key)
     .bind(&envelope.kind)
     .bind(json)
+    .bind(CHANNEL)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANNEL)
-        .execute(&mut *tx)
-        .await?;
     Ok(())
 }

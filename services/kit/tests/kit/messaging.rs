@@ -330,7 +330,8 @@ fn committed(env: &Env) -> i64 {
 
 #[tokio::test]
 async fn consumer_crash_after_db_commit_before_offset_commit_applies_once() {
-    let env = env(1).await;
+    let mut env = env(1).await;
+    env.kafka.consume_batch = 1; // the window after one message's commit
     let ids = publish(&env.db.pool, &env.topic, &credits(5, 1), true).await;
     let relay = start_relay(&env, Hooks::default());
     let crashed = start_consumer(&env, "first", Hooks::once(Failpoint::ConsumerAfterCommit));
@@ -364,7 +365,8 @@ async fn consumer_crash_after_db_commit_before_offset_commit_applies_once() {
 
 #[tokio::test]
 async fn consumer_crash_before_db_commit_loses_nothing() {
-    let env = env(1).await;
+    let mut env = env(1).await;
+    env.kafka.consume_batch = 1;
     let ids = publish(&env.db.pool, &env.topic, &credits(5, 1), true).await;
     let relay = start_relay(&env, Hooks::default());
     let crashed = start_consumer(&env, "first", Hooks::once(Failpoint::ConsumerBeforeCommit));
@@ -392,6 +394,89 @@ async fn consumer_crash_before_db_commit_loses_nothing() {
     consumer.stop().await.unwrap();
     relay.stop().await.unwrap();
     assert_exactly_once(&env.db.pool, &ids).await;
+}
+
+/// Sends the outbox and waits until all of it is on the topic, so that a consumer started next
+/// finds it fetched together.
+async fn on_the_topic(env: &Env, n: i64) -> Running<messaging::RelayError> {
+    let relay = start_relay(env, Hooks::default());
+    outbox_drained(env, "sent").await;
+    eventually("on the topic", || async { published(env) == n }).await;
+    relay
+}
+
+/// The value of the group's counter `name` with `label`, from `/metrics`.
+fn counted(env: &Env, name: &str, label: &str) -> Option<u64> {
+    kommerce_kit::http::metrics::render_text()
+        .lines()
+        .find(|l| l.starts_with(name) && l.contains(&env.group) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn a_batch_commits_as_one_and_a_crash_after_its_commit_repeats_no_effect() {
+    let env = env(1).await;
+    let ids = publish(&env.db.pool, &env.topic, &credits(5, 2), true).await;
+    let relay = on_the_topic(&env, 5).await;
+    let crashed = start_consumer(&env, "first", Hooks::once(Failpoint::ConsumerAfterCommit));
+    assert!(matches!(
+        crashed.handle.await.unwrap(),
+        Err(ConsumerError::Crashed(Failpoint::ConsumerAfterCommit))
+    ));
+    assert_eq!(
+        scalar(&env.db.pool, "SELECT count(*) FROM effects").await,
+        5,
+        "the five fetched together committed in one transaction"
+    );
+    assert_eq!(
+        scalar(
+            &env.db.pool,
+            "SELECT count(*) FROM consumer_positions WHERE next_offset = 5"
+        )
+        .await,
+        1,
+        "with the position past all of them"
+    );
+    assert_eq!(committed(&env), 0, "the broker offset did not move");
+
+    let consumer = start_consumer(&env, "second", Hooks::default());
+    eventually("all consumed", || async { committed(&env) == 5 }).await;
+    consumer.stop().await.unwrap();
+    relay.stop().await.unwrap();
+    assert_exactly_once(&env.db.pool, &ids).await;
+    assert_eq!(
+        counted(&env, "messaging_events_total", "applied"),
+        None,
+        "the group went on from its stored position: nothing applied again"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_crashing_before_its_commit_leaves_nothing_behind() {
+    let env = env(1).await;
+    let ids = publish(&env.db.pool, &env.topic, &credits(5, 2), true).await;
+    let relay = on_the_topic(&env, 5).await;
+    let crashed = start_consumer(&env, "first", Hooks::once(Failpoint::ConsumerBeforeCommit));
+    assert!(matches!(
+        crashed.handle.await.unwrap(),
+        Err(ConsumerError::Crashed(Failpoint::ConsumerBeforeCommit))
+    ));
+    for table in ["effects", "inbox", "consumer_positions"] {
+        assert_eq!(
+            scalar(&env.db.pool, &format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "{table}: the whole batch rolled back"
+        );
+    }
+    let consumer = start_consumer(&env, "second", Hooks::default());
+    eventually("all applied", || async {
+        scalar(&env.db.pool, "SELECT count(*) FROM effects").await == 5
+    })
+    .await;
+    consumer.stop().await.unwrap();
+    relay.stop().await.unwrap();
+    assert_exactly_once(&env.db.pool, &ids).await;
+    assert_eq!(counted(&env, "messaging_events_total", "applied"), Some(5));
 }
 
 #[tokio::test]
