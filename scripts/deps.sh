@@ -122,9 +122,36 @@ pg_ensure_root_role() {
     return 1
 }
 
+# Connections the server accepts. Debian's default is 100; the checkout benchmark's commit
+# ceiling opens one per shopper (128) while six services hold their pools, and a parallel
+# `make test` opens a pool per test database.
+PG_MAX_CONNECTIONS=300
+
+# Raises max_connections (a drop-in in conf.d, which Debian's postgresql.conf includes) and
+# restarts the cluster when it is below PG_MAX_CONNECTIONS; prints what it did.
+pg_ensure_connections() {
+    local ver=$1 have_now
+    have_now=$(pg_psql -Atc 'show max_connections' 2>/dev/null || echo 0)
+    ((have_now >= PG_MAX_CONNECTIONS)) && return 0
+    if ! is_root || [[ -z $ver ]]; then
+        say "postgres: max_connections is $have_now (below $PG_MAX_CONNECTIONS; not root, left as is)"
+        return 0
+    fi
+    mkdir -p "/etc/postgresql/$ver/main/conf.d"
+    printf '# written by kommerce scripts/deps.sh\nmax_connections = %s\n' "$PG_MAX_CONNECTIONS" \
+        >"/etc/postgresql/$ver/main/conf.d/kommerce.conf"
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main restart >/dev/null 2>&1 || {
+        log_tail "/var/log/postgresql/postgresql-$ver-main.log"
+        die "postgres: restart for max_connections failed"
+    }
+    wait_for 30 pg_ready || die "postgres: not accepting connections after the restart"
+    say "postgres: max_connections $have_now -> $(pg_psql -Atc 'show max_connections')"
+}
+
 ensure_postgres() {
     if pg_ready; then
         pg_verify || die "postgres: accepting connections on $PG_HOST:$PG_PORT, but 'psql -h $PG_HOST -U postgres -c \"select 1\"' fails (auth? expected trust for user postgres)"
+        pg_ensure_connections "$(pg_cluster_version)"
         say "postgres: already running on $PG_HOST:$PG_PORT"
         return 0
     fi
@@ -184,6 +211,7 @@ ensure_postgres() {
     if is_root && pg_ensure_root_role; then
         what+=("role root created")
     fi
+    pg_ensure_connections "$ver"
 
     local msg="running"
     if ((${#what[@]})); then
