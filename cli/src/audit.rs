@@ -516,9 +516,11 @@ impl Sources {
         let pool = |service: &str| {
             let name = crate::supervisor::database_name_in(namespace, service);
             let url = kommerce_kit::db::with_database_name(database_url, &name);
-            sqlx::postgres::PgPoolOptions::new()
-                .max_connections(2)
-                .connect_lazy(&url)
+            Ok::<_, sqlx::Error>(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(2)
+                    .connect_lazy_with(kommerce_kit::db::connect_options(&url)?),
+            )
         };
         let mut outboxes = Vec::new();
         for c in kommerce_kit::topology::COMPONENTS

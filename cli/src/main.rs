@@ -525,7 +525,7 @@ async fn create_admin(
 ) -> anyhow::Result<()> {
     migrate(database_url).await?;
     let url = kommerce_kit::db::with_database_name(database_url, "kommerce_user");
-    let db = sqlx::PgPool::connect(&url).await?;
+    let db = sqlx::PgPool::connect_with(kommerce_kit::db::connect_options(&url)?).await?;
     let created = kommerce_user::create_admin(&db, email, &admin_password()?, name, phone)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -529,7 +529,7 @@ async fn pg_ceiling(server_url: &str, database: &str, concurrency: usize) -> any
     let url = kommerce_kit::db::with_database_name(server_url, database);
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(u32::try_from(concurrency).unwrap_or(64))
-        .connect(&url)
+        .connect_with(kommerce_kit::db::connect_options(&url)?)
         .await?;
     sqlx::query("CREATE TABLE IF NOT EXISTS bench_commits (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())")
         .execute(&pool)
@@ -788,7 +788,10 @@ pub async fn run(opts: CheckoutBench) -> anyhow::Result<Report> {
 }
 
 async fn drop_databases(server_url: &str, up: &UpOptions) {
-    let Ok(server) = sqlx::PgPool::connect(server_url).await else {
+    let Ok(options) = kommerce_kit::db::connect_options(server_url) else {
+        return;
+    };
+    let Ok(server) = sqlx::PgPool::connect_with(options).await else {
         return;
     };
     for s in crate::topology::SERVICES {
@@ -817,7 +820,7 @@ async fn measure(
         let url = kommerce_kit::db::with_database_name(&up.database_url, &up.database_name(spec));
         Ok(sqlx::postgres::PgPoolOptions::new()
             .max_connections(4)
-            .connect_lazy(&url)?)
+            .connect_lazy_with(kommerce_kit::db::connect_options(&url)?))
     };
     let pids = platform.pids();
     let mut footprint: Vec<Footprint> = platform
@@ -882,7 +885,8 @@ async fn measure(
         }))
         .await?;
     }
-    let server = sqlx::PgPool::connect(&up.database_url).await?;
+    let server =
+        sqlx::PgPool::connect_with(kommerce_kit::db::connect_options(&up.database_url)?).await?;
     let shop = Arc::new(Shop {
         base: base.clone(),
         http,

@@ -133,6 +133,9 @@ pub fn generate_key_pair() -> Result<(String, String), KeyError> {
     ))
 }
 
+/// Clock skew tolerated on `exp`, seconds (access tokens and service credentials).
+pub(crate) const LEEWAY_SECS: u64 = 5;
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -226,6 +229,9 @@ pub struct TokenVerifier {
     redis: Redis,
     /// The public keys of the services that may call this one's internal API.
     services: crate::credential::Keyring,
+    /// Tokens whose signature and claims checked out lately, with the id of the key that
+    /// signed them.
+    verified: crate::verified::Verified<(Claims, String)>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -256,13 +262,14 @@ impl TokenVerifier {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[settings.issuer.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
         Ok(Self {
             fixed,
             jwks,
             validation,
             redis,
             services: crate::credential::Keyring::new(settings)?,
+            verified: crate::verified::Verified::default(),
         })
     }
 
@@ -295,14 +302,9 @@ impl TokenVerifier {
         }
     }
 
-    /// The keys service credentials are verified with.
-    pub fn services(&self) -> &crate::credential::Keyring {
-        &self.services
-    }
-
-    /// The claims of a valid, unrevoked token. A revocation check that cannot reach Redis
-    /// fails closed (503): a logged-out token must never work because Redis blinked.
-    pub async fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+    /// The claims of a token signed by one of the keys and valid now (issuer, expiry), and
+    /// the id of its key when it names one.
+    async fn verify_signature(&self, token: &str) -> Result<(Claims, Option<String>), ApiError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::Unauthorized)?;
         let keys = self.keys_for(header.kid.as_deref()).await?;
         let claims = keys
@@ -310,6 +312,33 @@ impl TokenVerifier {
             .find_map(|key| jsonwebtoken::decode::<Claims>(token, key, &self.validation).ok())
             .ok_or(ApiError::Unauthorized)?
             .claims;
+        Ok((claims, header.kid))
+    }
+
+    /// The keys service credentials are verified with.
+    pub fn services(&self) -> &crate::credential::Keyring {
+        &self.services
+    }
+
+    /// The claims of a valid, unrevoked token. A revocation check that cannot reach Redis
+    /// fails closed (503): a logged-out token must never work because Redis blinked.
+    /// A token that verified within the last [`crate::verified::HOLD`] seconds, signed by a
+    /// key still held, is not verified again; the revocation check runs every time.
+    pub async fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let seen = match self.verified.get(token) {
+            Some((claims, kid)) if self.keys_for(Some(&kid)).await.is_ok() => Some(claims),
+            _ => None,
+        };
+        let claims = if let Some(claims) = seen {
+            claims
+        } else {
+            let (claims, kid) = self.verify_signature(token).await?;
+            if let Some(kid) = kid {
+                let expires = claims.exp + LEEWAY_SECS;
+                self.verified.insert(token, (claims.clone(), kid), expires);
+            }
+            claims
+        };
         let keys = [
             deny_key(&self.redis, claims.jti),
             session_revoked_key(&self.redis, claims.sid),

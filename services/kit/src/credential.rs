@@ -29,6 +29,7 @@ use crate::AuthSettings;
 use crate::auth::KeyError;
 use crate::http::ApiError;
 use crate::reread::Reread;
+use crate::verified::Verified;
 
 /// The request header that carries a service credential.
 pub const HEADER: &str = "Kommerce-Service-Token";
@@ -161,9 +162,14 @@ pub fn credential(
 pub struct Keyring {
     fixed: Keys,
     dir: Option<Arc<Reread<Files, Keys>>>,
+    /// Credentials that verified lately: the caller, the audience, and the directory's keys
+    /// they verified against (a change of the keys makes every entry a miss).
+    verified: Arc<Verified<Accepted>>,
 }
 
 type Keys = HashMap<String, Vec<DecodingKey>>;
+/// What a credential that verified was: its caller, its audience, the directory's keys then.
+type Accepted = (String, String, Option<Arc<Keys>>);
 /// A key directory's `(file name, content)`s, by name.
 type Files = Vec<(String, String)>;
 
@@ -180,7 +186,7 @@ impl std::fmt::Debug for Keyring {
                 "dir",
                 &self.dir.as_ref().map(|d| d.path().display().to_string()),
             )
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -249,15 +255,31 @@ impl Keyring {
                 None,
             ))
         });
-        Ok(Self { fixed, dir })
+        Ok(Self {
+            fixed,
+            dir,
+            verified: Arc::default(),
+        })
     }
 
     /// The caller a credential addressed to `audience` names, if it is valid: signed by the
     /// key of the service in its `kid`, issued by that service, for `audience`, unexpired.
+    /// One that verified within the last [`crate::verified::HOLD`] seconds against the same
+    /// keys is not verified again.
     pub fn verify(&self, token: &str, audience: &str) -> Result<String, ApiError> {
+        let from_dir = self.dir.as_ref().map(|d| d.current());
+        if let Some((caller, to, keys)) = self.verified.get(token) {
+            let same_keys = match (&keys, &from_dir) {
+                (Some(then), Some(now)) => Arc::ptr_eq(then, now),
+                (None, None) => true,
+                _ => false,
+            };
+            if to == audience && same_keys {
+                return Ok(caller);
+            }
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::Unauthorized)?;
         let caller = header.kid.ok_or(ApiError::Unauthorized)?;
-        let from_dir = self.dir.as_ref().map(|d| d.current());
         let keys: Vec<&DecodingKey> = self
             .fixed
             .get(&caller)
@@ -272,15 +294,18 @@ impl Keyring {
         validation.set_issuer(&[caller.as_str()]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        validation.leeway = 5;
-        if keys
+        validation.leeway = crate::auth::LEEWAY_SECS;
+        let claims = keys
             .iter()
-            .any(|key| jsonwebtoken::decode::<ServiceClaims>(token, key, &validation).is_ok())
-        {
-            Ok(caller)
-        } else {
-            Err(ApiError::Unauthorized)
-        }
+            .find_map(|key| jsonwebtoken::decode::<ServiceClaims>(token, key, &validation).ok())
+            .ok_or(ApiError::Unauthorized)?
+            .claims;
+        self.verified.insert(
+            token,
+            (caller.clone(), audience.to_owned(), from_dir),
+            claims.exp + crate::auth::LEEWAY_SECS,
+        );
+        Ok(caller)
     }
 }
 

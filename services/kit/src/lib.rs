@@ -28,6 +28,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod topology;
 pub mod validate;
+pub mod verified;
 pub mod workers;
 
 pub use config::{
