@@ -7,8 +7,10 @@
 //! - `spinLock`: the original system's Redis lock done right ([`lock`]) around the same guarded
 //!   update (the lock keeps contention off PostgreSQL; the guard keeps correctness if a lease
 //!   expires under a slow holder).
-//! - `reservation`: an atomic Redis script is the gate ([`gate`]), the reservation commits as
-//!   ledger rows only (no hot-row update), and a folder applies them to `items.stock` in batches.
+//! - `reservation`: an atomic Redis script is the gate ([`gate`]); reservations are written in
+//!   batches ([`writer`]), each batch applied to `items.stock` under the row lock it takes for
+//!   the oversell guard (one row update per item per batch); a folder applies what else is
+//!   left unapplied (releases).
 //!   Redis counters never exceed the truth: every PostgreSQL stock change is bracketed by
 //!   [`counters::begin`] (decrements take their units before the commit) and [`counters::end`]
 //!   (increments give theirs after it), and reconcile refuses to overwrite a counter that

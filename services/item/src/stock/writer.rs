@@ -7,6 +7,12 @@
 //! it takes each from the available stock whole or not at all ([`take`]), so no state of the
 //! Redis gate — counters rebuilt after Redis lost its keys while reservations were in flight,
 //! say — can sell more than there is. One row lock per item per batch, not per reservation.
+//!
+//! Holding that lock anyway, the batch applies what it takes to `items.stock` in the same
+//! statement (one row update per item per batch, its ledger rows written as applied, any
+//! unapplied rows of the item folded in with it): available stock stays one row plus the few
+//! rows of releases and corrections, instead of a sum over every sale since the last fold,
+//! which grew inside the lock under a hot item (ADR 0028).
 
 use std::collections::HashSet;
 
@@ -21,10 +27,13 @@ use crate::domain::stock::{Line, take};
 
 /// The most rows one statement writes.
 const MAX_BATCH: usize = 512;
-/// Batches in flight at once: while one waits for its commit's fsync, the next is written.
+/// Writers, each with a queue of its own. A record goes to the writer of its first item, so
+/// all reservations of one item are written by one writer: a hot item's reservations make one
+/// large batch at a time instead of several small ones queueing for its row lock (they cannot
+/// be written side by side anyway), and batches of different items are written side by side.
 const WRITERS: usize = 4;
 
-/// One answer to record: a reservation (with its lines, written as unapplied ledger rows) or a
+/// One answer to record: a reservation (with its lines, written as applied ledger rows) or a
 /// refusal.
 #[derive(Debug)]
 pub struct Record {
@@ -64,32 +73,44 @@ impl From<Failed> for ApiError {
 
 type Reply = oneshot::Sender<Result<Recorded, Failed>>;
 
-/// A handle to the writer task. Cheap to clone.
+/// A handle to the writer tasks. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<(Record, Reply)>,
+    queues: Vec<mpsc::Sender<(Record, Reply)>>,
+}
+
+/// The writer of a record: its first item's (a refusal has none: its id's).
+fn writer_of(r: &Record) -> usize {
+    let key = r
+        .lines
+        .as_ref()
+        .and_then(|lines| lines.first())
+        .map_or(r.id, |l| l.item_id);
+    usize::from(key.as_bytes()[15]) % WRITERS
 }
 
 impl Writer {
     /// Starts the writers as the service's workers: they stop with it, after the HTTP server
     /// has answered every request in flight (so no answer is left queued).
     pub fn start(workers: &mut Workers, db: &PgPool) -> Self {
-        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        let mut queues = Vec::with_capacity(WRITERS);
         for i in 0..WRITERS {
-            let (db, rx) = (db.clone(), rx.clone());
+            let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+            let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+            let db = db.clone();
             workers.spawn_loop(format!("stock-writer#{i}"), move |stop| {
                 run(db.clone(), rx.clone(), stop)
             });
+            queues.push(tx);
         }
-        Self { tx }
+        Self { queues }
     }
 
     /// Records `r` as its id's first answer, if it is the first and (for a reservation) the
     /// stock covers it.
     pub async fn record(&self, r: Record) -> Result<Recorded, Failed> {
         let (reply, wait) = oneshot::channel();
-        self.tx
+        self.queues[writer_of(&r)]
             .send((r, reply))
             .await
             .map_err(|_| Failed::Stopped)?;
@@ -103,8 +124,8 @@ async fn run(db: PgPool, rx: Queue, stop: StopSignal) {
     tokio::pin!(stop);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
-        // Take whatever is queued (at least one), then let the next writer collect while this
-        // batch is written.
+        // Take whatever is queued (at least one); what comes while it is written is the next
+        // batch.
         let received = tokio::select! {
             () = &mut stop => return,
             received = async { rx.lock().await.recv_many(&mut batch, MAX_BATCH).await } => received,
@@ -139,10 +160,11 @@ async fn run(db: PgPool, rx: Queue, stop: StopSignal) {
 
 /// What PostgreSQL decides for each record before anything is written: `None` to write it,
 /// or its outcome (already answered; a reservation the stock does not cover).
+/// Also returns the items locked (sorted).
 async fn decide(
     tx: &mut sqlx::PgConnection,
     batch: &[(Record, Reply)],
-) -> Result<Vec<Option<Recorded>>, sqlx::Error> {
+) -> Result<(Vec<Option<Recorded>>, Vec<uuid::Uuid>), sqlx::Error> {
     let mut outcomes: Vec<Option<Recorded>> = vec![None; batch.len()];
     // One answer per id: a later record of an id this batch or an earlier one answered gets
     // that answer, whatever it is (a reservation and a refusal of one id, say).
@@ -185,13 +207,13 @@ async fn decide(
             }
         }
     }
-    Ok(outcomes)
+    Ok((outcomes, items))
 }
 
 /// Writes the batch in one transaction; returns what became of each record, in batch order.
 async fn write(db: &PgPool, batch: &[(Record, Reply)]) -> Result<Vec<Recorded>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let outcomes = decide(&mut tx, batch).await?;
+    let (outcomes, locked) = decide(&mut tx, batch).await?;
     let mut ids = Vec::with_capacity(batch.len());
     let mut statuses = Vec::with_capacity(batch.len());
     let mut codes = Vec::with_capacity(batch.len());
@@ -225,7 +247,16 @@ async fn write(db: &PgPool, batch: &[(Record, Reply)]) -> Result<Vec<Recorded>, 
               l AS (INSERT INTO reservation_lines (reservation_id, item_id, qty) \
                     SELECT lines.rid, lines.item, lines.qty FROM lines JOIN r ON r.id = lines.rid AND r.status = 'reserved'), \
               g AS (INSERT INTO stock_ledger (item_id, delta, reason, reservation_id, applied) \
-                    SELECT lines.item, -lines.qty, 'reservation', lines.rid, false FROM lines JOIN r ON r.id = lines.rid AND r.status = 'reserved') \
+                    SELECT lines.item, -lines.qty, 'reservation', lines.rid, true FROM lines JOIN r ON r.id = lines.rid AND r.status = 'reserved'), \
+              f AS (UPDATE stock_ledger SET applied = true WHERE item_id = ANY($8) AND NOT applied \
+                    RETURNING item_id, delta, reason), \
+              d AS (SELECT item_id, delta, reason FROM f \
+                    UNION ALL SELECT lines.item, -lines.qty, 'reservation' FROM lines JOIN r ON r.id = lines.rid AND r.status = 'reserved'), \
+              s AS (SELECT item_id, sum(delta) AS total, \
+                           COALESCE(sum(delta) FILTER (WHERE reason IN ('reservation', 'release')), 0) AS sold \
+                    FROM d GROUP BY item_id), \
+              u AS (UPDATE items SET stock = items.stock + s.total, sold_count = items.sold_count - s.sold, updated_at = now() \
+                    FROM s WHERE items.id = s.item_id) \
          SELECT id FROM r",
     )
     .bind(&ids)
@@ -235,6 +266,7 @@ async fn write(db: &PgPool, batch: &[(Record, Reply)]) -> Result<Vec<Recorded>, 
     .bind(&line_ids)
     .bind(&line_items)
     .bind(&line_qtys)
+    .bind(&locked)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -252,4 +284,46 @@ async fn write(db: &PgPool, batch: &[(Record, Reply)]) -> Result<Vec<Recorded>, 
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Answer, Record, WRITERS, writer_of};
+    use crate::domain::stock::Line;
+    use axum::http::StatusCode;
+    use kommerce_contracts::money::Quantity;
+    use uuid::Uuid;
+
+    fn record(lines: Option<Vec<Uuid>>) -> Record {
+        Record {
+            id: Uuid::now_v7(),
+            answer: Answer {
+                status: StatusCode::CREATED,
+                body: serde_json::Value::Null,
+            },
+            lines: lines.map(|items| {
+                items
+                    .into_iter()
+                    .map(|item_id| Line {
+                        item_id,
+                        qty: Quantity::new(1),
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    #[test]
+    fn one_item_is_written_by_one_writer_and_items_spread_over_all() {
+        let hot = Uuid::now_v7();
+        let first = writer_of(&record(Some(vec![hot])));
+        for _ in 0..50 {
+            assert_eq!(writer_of(&record(Some(vec![hot, Uuid::now_v7()]))), first);
+        }
+        let used: std::collections::HashSet<usize> = (0..400)
+            .map(|_| writer_of(&record(Some(vec![Uuid::now_v7()]))))
+            .chain((0..400).map(|_| writer_of(&record(None))))
+            .collect();
+        assert_eq!(used.len(), WRITERS, "every writer takes a share");
+    }
 }
