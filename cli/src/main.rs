@@ -150,9 +150,9 @@ enum BenchCommand {
         strategies: Vec<Strategy>,
         #[arg(long, default_value_t = 64)]
         buyers: usize,
-        #[arg(long, default_value_t = 3000)]
+        #[arg(long, default_value_t = 6000)]
         attempts: usize,
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 4000)]
         stock: i64,
         #[arg(long, default_value = "docs/bench")]
         out: PathBuf,

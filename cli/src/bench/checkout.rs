@@ -555,39 +555,6 @@ async fn pg_ceiling(server_url: &str, database: &str, concurrency: usize) -> any
     Ok(f64_of(done.load(Ordering::Relaxed)) / CEILING_SECS)
 }
 
-/// (b) The HTTP ceiling: the router and the user service answering a request that does nothing
-/// (the key set, held in memory).
-async fn http_ceiling(base: &str, concurrency: usize) -> (f64, f64, f64) {
-    let http = reqwest::Client::new();
-    let until = Instant::now() + Duration::from_secs_f64(CEILING_SECS);
-    let all = futures::future::join_all((0..concurrency).map(|_| {
-        let http = http.clone();
-        async move {
-            let mut ms = Vec::new();
-            while Instant::now() < until {
-                let t = Instant::now();
-                let ok = http
-                    .get(format!("{base}/api/v1/auth/jwks.json"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                if ok {
-                    ms.push(t.elapsed().as_secs_f64() * 1_000.0);
-                }
-            }
-            ms
-        }
-    }))
-    .await;
-    let mut ms: Vec<f64> = all.into_iter().flatten().collect();
-    ms.sort_by(f64::total_cmp);
-    (
-        f64_of(ms.len()) / CEILING_SECS,
-        percentile(&ms, 0.5),
-        percentile(&ms, 0.99),
-    )
-}
-
 /// (c) The broker's round trip: one small message produced (as the outbox relay produces:
 /// `linger.ms` 5, all replicas) and consumed, 200 times, one at a time.
 async fn kafka_ceiling(bootstrap: &str, namespace: &str) -> anyhow::Result<(f64, f64)> {
@@ -927,7 +894,15 @@ async fn measure(
         opts.concurrency,
     )
     .await?;
-    let (http_rate, http_p50, http_p99) = http_ceiling(&base, opts.concurrency).await;
+    // (b) the router and the user service answering a request that does nothing (the key set,
+    // held in memory).
+    let (http_rate, http_p50, http_p99) = super::http_ceiling(
+        &reqwest::Client::new(),
+        &format!("{base}/api/v1/auth/jwks.json"),
+        opts.concurrency,
+        CEILING_SECS,
+    )
+    .await;
     let bootstrap = up.kafka.clone().unwrap_or_else(|| "127.0.0.1:9092".into());
     let (rtt_p50, rtt_p99) =
         kafka_ceiling(&bootstrap, up.namespace.as_deref().unwrap_or("bench")).await?;

@@ -25,6 +25,38 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The HTTP ceiling of a stack: `url` answering a request that does nothing, `concurrency`
+/// requests in flight for `seconds`. Returns answers per second, p50 and p99 in ms.
+pub async fn http_ceiling(
+    http: &reqwest::Client,
+    url: &str,
+    concurrency: usize,
+    seconds: f64,
+) -> (f64, f64, f64) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let all = futures::future::join_all((0..concurrency).map(|_| async move {
+        let mut ms = Vec::new();
+        while std::time::Instant::now() < until {
+            let t = std::time::Instant::now();
+            let ok = http
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                ms.push(t.elapsed().as_secs_f64() * 1_000.0);
+            }
+        }
+        ms
+    }))
+    .await;
+    let mut ms: Vec<f64> = all.into_iter().flatten().collect();
+    ms.sort_by(f64::total_cmp);
+    #[allow(clippy::cast_precision_loss)]
+    let rate = ms.len() as f64 / seconds;
+    (rate, percentile(&ms, 0.5), percentile(&ms, 0.99))
+}
+
 /// A customer with a default address and an access token.
 #[derive(Debug, Clone)]
 pub struct Shopper {

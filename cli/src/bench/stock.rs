@@ -50,7 +50,23 @@ pub struct StrategyResult {
     pub redis_commands_per_sale: f64,
     /// Ops/s relative to the first strategy run (spinLock by default).
     pub ratio_vs_baseline: f64,
+    /// Ops/s as a fraction of the run's HTTP ceiling (the service answering a no-op).
+    pub fraction_of_http_ceiling: f64,
 }
+
+/// Ceiling (b) of this run: the same item service answering a request that does nothing
+/// (`GET /healthz`), from the same client at the same concurrency, measured first (which also
+/// opens the buyers' connections before any strategy runs).
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpCeiling {
+    pub url: String,
+    pub per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// How long the ceiling is measured.
+const CEILING_SECS: f64 = 2.0;
 
 fn redis_commands() -> anyhow::Result<u64> {
     let mut conn = redis::Client::open(redis_url())?.get_connection()?;
@@ -203,6 +219,7 @@ async fn run_strategy(
         oversold: (units - opts.stock).max(0),
         redis_commands_per_sale: per_sale,
         ratio_vs_baseline: 0.0,
+        fraction_of_http_ceiling: 0.0,
     })
 }
 
@@ -271,6 +288,16 @@ pub async fn stock(opts: StockBench) -> anyhow::Result<Vec<StrategyResult>> {
         .unwrap_or_default()
         .to_owned();
 
+    println!("ceiling: the item service answering a no-op ...");
+    let url = format!("{}/healthz", target.base);
+    let (per_sec, p50_ms, p99_ms) =
+        super::http_ceiling(&target.http, &url, opts.buyers, CEILING_SECS).await;
+    let ceiling = HttpCeiling {
+        url: "GET /healthz".into(),
+        per_sec,
+        p50_ms,
+        p99_ms,
+    };
     let mut results = Vec::new();
     for strategy in opts.strategies.clone() {
         println!("running {} ...", strategy.as_str());
@@ -281,14 +308,16 @@ pub async fn stock(opts: StockBench) -> anyhow::Result<Vec<StrategyResult>> {
         .map_or(1.0, |r| r.ops_per_sec.max(f64::EPSILON));
     for r in &mut results {
         r.ratio_vs_baseline = r.ops_per_sec / base_ops;
+        r.fraction_of_http_ceiling = r.ops_per_sec / ceiling.per_sec.max(f64::EPSILON);
     }
-    print_table(&results, &opts);
+    print_table(&results, &opts, &ceiling);
     std::fs::create_dir_all(&opts.out_dir)?;
     let report = json!({
         "benchmark": "stock: one hot SKU through POST /internal/v1/stock/reservations",
         "buyers": opts.buyers, "attempts_per_strategy": opts.attempts, "stock": opts.stock,
         "cores": std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         "note": "service, PostgreSQL, Redis and the load generator share this machine",
+        "http_ceiling": ceiling,
         "results": results,
     });
     std::fs::write(
@@ -301,13 +330,20 @@ pub async fn stock(opts: StockBench) -> anyhow::Result<Vec<StrategyResult>> {
     Ok(results)
 }
 
-fn print_table(results: &[StrategyResult], opts: &StockBench) {
+fn print_table(results: &[StrategyResult], opts: &StockBench, ceiling: &HttpCeiling) {
     println!(
-        "\none hot SKU, stock {}, {} buyers, {} attempts per strategy\n",
-        opts.stock, opts.buyers, opts.attempts
+        "\none hot SKU, stock {}, {} buyers, {} attempts per strategy; \
+         ceiling: {} {:.0}/s (p50 {:.2} ms, p99 {:.2} ms)\n",
+        opts.stock,
+        opts.buyers,
+        opts.attempts,
+        ceiling.url,
+        ceiling.per_sec,
+        ceiling.p50_ms,
+        ceiling.p99_ms
     );
     println!(
-        "{:<18} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9} {:>12} {:>8}",
+        "{:<18} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9} {:>12} {:>8} {:>9}",
         "strategy",
         "ops/s",
         "sales/s",
@@ -316,11 +352,12 @@ fn print_table(results: &[StrategyResult], opts: &StockBench) {
         "errors",
         "oversold",
         "redis/sale",
-        "×first"
+        "×first",
+        "ceiling"
     );
     for r in results {
         println!(
-            "{:<18} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>8} {:>9} {:>12.1} {:>8.2}",
+            "{:<18} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>8} {:>9} {:>12.1} {:>8.2} {:>8.0}%",
             r.strategy,
             r.ops_per_sec,
             r.sales_per_sec,
@@ -329,7 +366,8 @@ fn print_table(results: &[StrategyResult], opts: &StockBench) {
             r.errors,
             r.oversold,
             r.redis_commands_per_sale,
-            r.ratio_vs_baseline
+            r.ratio_vs_baseline,
+            r.fraction_of_http_ceiling * 100.0
         );
     }
 }
@@ -408,6 +446,7 @@ mod tests {
             oversold: 0,
             redis_commands_per_sale: 1.0,
             ratio_vs_baseline: 1.0,
+            fraction_of_http_ceiling: 0.1,
         };
         let svg = chart(
             &[r("spinLock", 10.0), r("reservation", 200.0)],
