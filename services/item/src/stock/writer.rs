@@ -14,7 +14,7 @@
 //! rows of releases and corrections, instead of a sum over every sale since the last fold,
 //! which grew inside the lock under a hot item (ADR 0028).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use kommerce_kit::http::ApiError;
 use kommerce_kit::workers::{StopSignal, Workers};
@@ -22,7 +22,8 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{Answer, Refusal, store};
+use super::store::AVAILABLE;
+use super::{Answer, Refusal};
 use crate::domain::stock::{Line, take};
 
 /// The most rows one statement writes.
@@ -166,45 +167,49 @@ async fn decide(
     batch: &[(Record, Reply)],
 ) -> Result<(Vec<Option<Recorded>>, Vec<uuid::Uuid>), sqlx::Error> {
     let mut outcomes: Vec<Option<Recorded>> = vec![None; batch.len()];
-    // One answer per id: a later record of an id this batch or an earlier one answered gets
-    // that answer, whatever it is (a reservation and a refusal of one id, say).
     let ids: Vec<uuid::Uuid> = batch.iter().map(|(r, _)| r.id).collect();
-    let answered: HashSet<uuid::Uuid> =
-        sqlx::query_scalar("SELECT id FROM reservations WHERE id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
-    let mut seen = HashSet::new();
-    for ((r, _), outcome) in batch.iter().zip(outcomes.iter_mut()) {
-        if answered.contains(&r.id) || !seen.insert(r.id) {
-            *outcome = Some(Recorded::Answered);
-        }
-    }
     let mut items: Vec<uuid::Uuid> = batch
         .iter()
-        .zip(&outcomes)
-        .filter(|(_, outcome)| outcome.is_none())
-        .flat_map(|((r, _), _)| r.lines.iter().flatten().map(|l| l.item_id))
+        .flat_map(|(r, _)| r.lines.iter().flatten().map(|l| l.item_id))
         .collect();
     items.sort_unstable();
     items.dedup();
     if !items.is_empty() {
-        // The lock first, in item-id order (as every stock change takes it); availability is
-        // read by the next statement, whose snapshot sees every batch committed before ours.
+        // The lock first, in item-id order (as every stock change takes it); what is available,
+        // and which ids are answered, is read by the next statement, whose snapshot sees every
+        // batch committed before ours.
         sqlx::query("SELECT 1 FROM items WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
             .bind(&items)
             .execute(&mut *tx)
             .await?;
-        let mut available = store::available(&mut *tx, &items, false).await?;
-        for ((r, _), outcome) in batch.iter().zip(outcomes.iter_mut()) {
-            let Some(lines) = &r.lines else { continue };
-            if outcome.is_none()
-                && let Err(short) = take(&mut available, lines)
-            {
-                *outcome = Some(Recorded::Short(short));
-            }
+    }
+    let rows: Vec<(bool, uuid::Uuid, i64)> = sqlx::query_as(&format!(
+        "SELECT true, items.id, {AVAILABLE} FROM items WHERE items.id = ANY($1) \
+         UNION ALL SELECT false, id, 0::bigint FROM reservations WHERE id = ANY($2)"
+    ))
+    .bind(&items)
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut available = HashMap::new();
+    let mut answered = HashSet::new();
+    for (is_item, id, units) in rows {
+        if is_item {
+            available.insert(id, units);
+        } else {
+            answered.insert(id);
+        }
+    }
+    // One answer per id: a later record of an id this batch or an earlier one answered gets
+    // that answer, whatever it is (a reservation and a refusal of one id, say).
+    let mut seen = HashSet::new();
+    for ((r, _), outcome) in batch.iter().zip(outcomes.iter_mut()) {
+        if answered.contains(&r.id) || !seen.insert(r.id) {
+            *outcome = Some(Recorded::Answered);
+        } else if let Some(lines) = &r.lines
+            && let Err(short) = take(&mut available, lines)
+        {
+            *outcome = Some(Recorded::Short(short));
         }
     }
     Ok((outcomes, items))
