@@ -124,7 +124,12 @@ async function logIn(page, email, password, next = '/') {
   await byId(page, 'login-email').fill(email)
   await byId(page, 'login-password').fill(password)
   await byId(page, 'login-submit').click()
-  await page.waitForURL((u) => !u.pathname.startsWith('/login'))
+  try {
+    await page.waitForURL((u) => !u.pathname.startsWith('/login'))
+  } catch (e) {
+    const shown = await byId(page, 'login-error').allTextContents().catch(() => [])
+    throw new Error(`still at ${page.url()} after logging in as ${email} (${shown.join(' ') || 'no error shown'}): ${e.message}`)
+  }
 }
 
 /** axe-core on the page as it is: no serious or critical violation. */

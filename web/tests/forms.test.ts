@@ -148,4 +148,36 @@ describe('the session', () => {
     expect(session.loggedIn).toBe(false)
     expect(session.restored).toBe(true)
   })
+
+  it('a login that lands while the start-up refresh is out is not undone by its 401', async () => {
+    const { useSessionStore } = await import('@/stores/session')
+    let answerRefresh: (r: Response) => void = () => {}
+    const fetch = vi.fn(async (req: Request) => {
+      if (new URL(req.url).pathname === '/api/v1/auth/refresh') {
+        return new Promise<Response>((resolve) => {
+          answerRefresh = resolve
+        })
+      }
+      return new Response(
+        JSON.stringify({
+          access_token: 'jwt-after-login',
+          token_type: 'Bearer',
+          expires_in: 900,
+          refresh_expires_in: 2592000,
+          user: { id: 'u1', email: 'ada@example.com', name: 'Ada', phone: '+821012345678', role: 'customer', created_at: '2026-01-01T00:00:00Z' },
+        }),
+        { status: 200, headers: { 'Content-Type': 'application/json' } },
+      )
+    })
+    vi.stubGlobal('fetch', fetch)
+    await plugins('/')
+    const session = useSessionStore()
+    const restoring = session.restore() // the page starts: a silent refresh goes out
+    await flushPromises()
+    expect((await session.login('ada@example.com', 'correct horse battery')).ok).toBe(true)
+    answerRefresh(problemResponse(401, { type: 'about:blank', title: 'Unauthorized', status: 401 }))
+    await restoring
+    expect(session.accessToken).toBe('jwt-after-login')
+    expect(session.loggedIn).toBe(true)
+  })
 })

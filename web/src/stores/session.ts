@@ -30,12 +30,17 @@ export const useSessionStore = defineStore('session', () => {
   const loggedIn = computed(() => accessToken.value !== null && user.value !== null)
   const isAdmin = computed(() => user.value?.role === 'admin')
 
+  /** Moves on every login, refresh and logout: an answer to an older request must not undo it. */
+  let generation = 0
+
   function accept(tokens: AuthTokens) {
+    generation += 1
     accessToken.value = tokens.access_token
     user.value = tokens.user
   }
 
   function clear() {
+    generation += 1
     accessToken.value = null
     user.value = null
   }
@@ -66,6 +71,7 @@ export const useSessionStore = defineStore('session', () => {
   /** One refresh through the cookie; the new access token, or null (and logged out) when refused. */
   const refresh = singleFlight(() =>
     acrossTabs(async () => {
+      const before = generation
       try {
         const { data, response } = await api.POST('/api/v1/auth/refresh', {
           params: { header: COOKIE_SESSION },
@@ -76,8 +82,10 @@ export const useSessionStore = defineStore('session', () => {
           accept(data)
           return data.access_token
         }
-        if (response.status === 401) clear()
-        return null
+        // A login that finished while this refresh was out (the start-up refresh of a page
+        // whose visitor logs in at once) stands: the refusal was about the session before it.
+        if (response.status === 401 && generation === before) clear()
+        return generation === before ? null : accessToken.value
       } catch {
         return null
       }
