@@ -88,6 +88,20 @@ describe('a form showing problem+json errors', () => {
   })
 })
 
+/** The user service's answer to a login or refresh: `accessToken` for Ada. */
+function tokensResponse(accessToken: string) {
+  return new Response(
+    JSON.stringify({
+      access_token: accessToken,
+      token_type: 'Bearer',
+      expires_in: 900,
+      refresh_expires_in: 2592000,
+      user: { id: 'u1', email: 'ada@example.com', name: 'Ada', phone: '+821012345678', role: 'customer', created_at: '2026-01-01T00:00:00Z' },
+    }),
+    { status: 200, headers: { 'Content-Type': 'application/json' } },
+  )
+}
+
 describe('the session', () => {
   it('logs in with Kommerce-Session: cookie and keeps the token out of web storage', async () => {
     const seen: { path: string; session: string | null; credentials: string; body: unknown }[] = []
@@ -98,16 +112,7 @@ describe('the session', () => {
         credentials: req.credentials,
         body: await req.json(),
       })
-      return new Response(
-        JSON.stringify({
-          access_token: 'jwt-access',
-          token_type: 'Bearer',
-          expires_in: 900,
-          refresh_expires_in: 2592000,
-          user: { id: 'u1', email: 'ada@example.com', name: 'Ada', phone: '+821012345678', role: 'customer', created_at: '2026-01-01T00:00:00Z' },
-        }),
-        { status: 200, headers: { 'Content-Type': 'application/json' } },
-      )
+      return tokensResponse('jwt-access')
     })
     vi.stubGlobal('fetch', fetch)
     localStorage.clear()
@@ -158,16 +163,7 @@ describe('the session', () => {
           answerRefresh = resolve
         })
       }
-      return new Response(
-        JSON.stringify({
-          access_token: 'jwt-after-login',
-          token_type: 'Bearer',
-          expires_in: 900,
-          refresh_expires_in: 2592000,
-          user: { id: 'u1', email: 'ada@example.com', name: 'Ada', phone: '+821012345678', role: 'customer', created_at: '2026-01-01T00:00:00Z' },
-        }),
-        { status: 200, headers: { 'Content-Type': 'application/json' } },
-      )
+      return tokensResponse('jwt-after-login')
     })
     vi.stubGlobal('fetch', fetch)
     await plugins('/')
