@@ -391,6 +391,13 @@ impl<H: Handler> Consumer<H> {
         Ok(())
     }
 
+    /// `n` messages of `topic` came to `outcome` (`messaging_events_total`).
+    fn count(&self, topic: &str, outcome: &'static str, n: usize) {
+        if n > 0 {
+            metrics::counter!("messaging_events_total", "consumer" => self.group.clone(), "topic" => topic.to_owned(), "outcome" => outcome).increment(n as u64);
+        }
+    }
+
     /// Applies one partition's messages (in offset order): together when they can be, else one
     /// by one. Returns whether the run's last offset may be committed (not when the consumer
     /// went back: the rest of the run is fetched again).
@@ -400,12 +407,9 @@ impl<H: Handler> Consumer<H> {
                 Ok(Some(applied)) => {
                     metrics::histogram!("messaging_batch_messages", "consumer" => self.group.clone())
                         .record(f64::from(u32::try_from(run.len()).unwrap_or(u32::MAX)));
-                    let topic = run[0].topic().to_owned();
-                    for (outcome, n) in [("applied", applied), ("duplicate", run.len() - applied)] {
-                        if n > 0 {
-                            metrics::counter!("messaging_events_total", "consumer" => self.group.clone(), "topic" => topic.clone(), "outcome" => outcome).increment(n as u64);
-                        }
-                    }
+                    let topic = run[0].topic();
+                    self.count(topic, "applied", applied);
+                    self.count(topic, "duplicate", run.len() - applied);
                     return Ok(true);
                 }
                 Ok(None) => {}
@@ -467,7 +471,7 @@ impl<H: Handler> Consumer<H> {
                         Outcome::Duplicate => "duplicate",
                         Outcome::Rewound(_) => "rewound",
                     };
-                    metrics::counter!("messaging_events_total", "consumer" => self.group.clone(), "topic" => topic, "outcome" => label).increment(1);
+                    self.count(&topic, label, 1);
                     return Ok(outcome);
                 }
                 Err(Interrupted::Crashed(point)) => return Err(ConsumerError::Crashed(point)),
